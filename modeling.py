@@ -1,0 +1,560 @@
+"""The BERT model and its heads, on TensorFlow 2 (eager + tf.function).
+
+The module tree mirrors the original variable scopes, so every checkpoint name maps to one obvious
+place in the code:
+
+  bert/embeddings/...                         Embeddings
+  bert/encoder/layer_{i}/attention/self/...   SelfAttention
+  bert/encoder/layer_{i}/attention/output/... Attention (output dense + LayerNorm)
+  bert/encoder/layer_{i}/intermediate/...     TransformerLayer.intermediate
+  bert/encoder/layer_{i}/output/...           TransformerLayer.output / output_norm
+  bert/pooler/dense/...                       BertModel.pooler
+  cls/predictions/...                         MaskedLMHead
+  cls/seq_relationship/...                    NextSentenceHead
+  output_weights, output_bias                 ClassifierHead (run_classifier's names)
+  cls/squad/...                               SpanHead
+
+Every variable is created with its full original name (`tf.Variable(name=...)`), and
+`named_variables()` returns them keyed by that name; `checkpoints.py` reads and writes name-based
+checkpoints from that mapping, so the names on disk are exactly the original ones.
+
+Precision: variables are always float32. With `compute_dtype=tf.bfloat16` the matrix products run in
+bfloat16 while LayerNorm, softmax, the pooler's tanh input and every loss run in float32.
+
+Dimension legend used in shape comments:
+  B = batch size, S = sequence length (F = "from", T = "to" in attention),
+  H = hidden size, N = attention heads, D = size per head (H / N), I = intermediate size,
+  V = vocabulary size, P = predictions per sequence, L = number of labels.
+"""
+
+import copy
+import json
+import logging
+import math
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+# LayerNorm epsilon of the original implementation (tf.contrib.layers.layer_norm's default).
+LAYER_NORM_EPSILON = 1e-12
+# Additive attention bias for padded positions, as the original (not -inf, so rows of pure padding
+# still give a finite softmax).
+MASK_BIAS = -10000.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Configuration
+
+
+class BertConfig:
+    """The hyperparameters of a BERT model, read from and written to `bert_config.json`.
+
+    The keys and defaults are those of the released configs. Extra keys found in some released
+    files (the multilingual and Chinese configs carry `directionality`, `pooler_*`) are kept and
+    written back, with a warning, because they do not change the model.
+    """
+
+    _DEFAULTS = dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=16,
+        initializer_range=0.02,
+    )
+    _INT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                 "intermediate_size", "max_position_embeddings", "type_vocab_size")
+    _FLOAT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range")
+
+    def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
+                 attention_probs_dropout_prob=0.1, max_position_embeddings=512,
+                 type_vocab_size=16, initializer_range=0.02):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.extra = {}
+        self.validate()
+
+    def validate(self, source="BertConfig"):
+        """Raises ValueError naming `source` and the offending key when a value is unusable."""
+        for key in self._INT_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{source}: `{key}` must be a positive integer, got {value!r}")
+        for key in self._FLOAT_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{source}: `{key}` must be a non-negative number, got {value!r}")
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if getattr(self, key) >= 1:
+                raise ValueError(f"{source}: `{key}` must be below 1, got {getattr(self, key)!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"{source}: hidden_size ({self.hidden_size}) is not a multiple of "
+                             f"num_attention_heads ({self.num_attention_heads})")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"{source}: unknown hidden_act {self.hidden_act!r}; expected one of "
+                             f"{sorted(ACTIVATIONS)}")
+
+    @classmethod
+    def from_dict(cls, json_object, source="BertConfig.from_dict"):
+        if not isinstance(json_object, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
+        if "vocab_size" not in json_object:
+            raise ValueError(f"{source}: missing required key `vocab_size` (is this a BERT "
+                             f"bert_config.json? keys found: {sorted(json_object)})")
+        known = {"vocab_size", *cls._DEFAULTS}
+        config = cls.__new__(cls)
+        for key, default in {"vocab_size": None, **cls._DEFAULTS}.items():
+            setattr(config, key, json_object.get(key, default))
+        config.extra = {k: v for k, v in json_object.items() if k not in known}
+        if config.extra:
+            logger.warning("%s: keeping keys the model does not use: %s", source,
+                           ", ".join(sorted(config.extra)))
+        config.validate(source)
+        return config
+
+    @classmethod
+    def from_json_file(cls, json_file):
+        try:
+            with tf.io.gfile.GFile(json_file, "r") as reader:
+                text = reader.read()
+        except tf.errors.NotFoundError:
+            raise FileNotFoundError(f"BERT config file not found: {json_file}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{json_file}: not valid JSON (line {e.lineno}, column {e.colno}: "
+                             f"{e.msg})") from None
+        return cls.from_dict(data, source=json_file)
+
+    def to_dict(self):
+        output = {"vocab_size": self.vocab_size}
+        output.update({key: getattr(self, key) for key in self._DEFAULTS})
+        output.update(copy.deepcopy(self.extra))
+        return output
+
+    def to_json_string(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file):
+        """Writes the config atomically (temporary name, then rename)."""
+        tmp = f"{json_file}.tmp"
+        with tf.io.gfile.GFile(tmp, "w") as writer:
+            writer.write(self.to_json_string())
+        tf.io.gfile.rename(tmp, json_file, overwrite=True)
+
+    def __eq__(self, other):
+        return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"BertConfig({self.to_dict()})"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small building blocks
+
+
+def gelu(x):
+    """Exact GELU, x * Phi(x) with the Gaussian CDF (as HuggingFace's "gelu")."""
+    return tf.nn.gelu(x, approximate=False)
+
+
+def gelu_tanh(x):
+    """The tanh approximation of GELU that the original TF1 code used."""
+    return tf.nn.gelu(x, approximate=True)
+
+
+ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_new": gelu_tanh,
+    "gelu_tanh": gelu_tanh,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": tf.identity,
+}
+
+
+def get_activation(name):
+    """Maps an activation name of `bert_config.json` to a function."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def truncated_normal(stddev):
+    """Initializer: normal with `stddev`, redrawn beyond two standard deviations (the original)."""
+    return lambda shape: tf.random.truncated_normal(shape, stddev=stddev)
+
+
+def _zeros(shape):
+    return tf.zeros(shape)
+
+
+def _ones(shape):
+    return tf.ones(shape)
+
+
+def new_variable(name, shape, initializer):
+    """A float32 trainable variable carrying its full checkpoint name."""
+    return tf.Variable(initializer(shape), name=name, dtype=tf.float32)
+
+
+def dropout(x, rate, training):
+    if not training or rate == 0.0:
+        return x
+    return tf.nn.dropout(x, rate=rate)
+
+
+class Dense(tf.Module):
+    """`<scope>/kernel` [in, out] and `<scope>/bias` [out]; computes in the input's dtype."""
+
+    def __init__(self, scope, in_size, out_size, initializer_range, activation=None):
+        super().__init__(name=None)
+        self.kernel = new_variable(f"{scope}/kernel", [in_size, out_size],
+                                   truncated_normal(initializer_range))
+        self.bias = new_variable(f"{scope}/bias", [out_size], _zeros)
+        self.activation = activation
+
+    def __call__(self, x):
+        y = tf.matmul(x, tf.cast(self.kernel, x.dtype)) + tf.cast(self.bias, x.dtype)
+        return self.activation(y) if self.activation else y
+
+
+class LayerNorm(tf.Module):
+    """`<scope>/gamma` and `<scope>/beta`; always normalises in float32, returns the input dtype."""
+
+    def __init__(self, scope, size):
+        super().__init__(name=None)
+        self.gamma = new_variable(f"{scope}/gamma", [size], _ones)
+        self.beta = new_variable(f"{scope}/beta", [size], _zeros)
+
+    def __call__(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+        y = tf.nn.batch_normalization(x32, mean, variance, self.beta, self.gamma,
+                                      LAYER_NORM_EPSILON)
+        return tf.cast(y, x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The encoder
+
+
+class Embeddings(tf.Module):
+    """bert/embeddings: word + token type + position embeddings, LayerNorm, dropout."""
+
+    def __init__(self, config, use_one_hot_embeddings=False):
+        super().__init__(name=None)
+        scope = "bert/embeddings"
+        init = truncated_normal(config.initializer_range)
+        h = config.hidden_size
+        self.config = config
+        self.use_one_hot_embeddings = use_one_hot_embeddings
+        self.word_embeddings = new_variable(f"{scope}/word_embeddings", [config.vocab_size, h], init)
+        self.token_type_embeddings = new_variable(f"{scope}/token_type_embeddings",
+                                                  [config.type_vocab_size, h], init)
+        self.position_embeddings = new_variable(f"{scope}/position_embeddings",
+                                                [config.max_position_embeddings, h], init)
+        self.layer_norm = LayerNorm(f"{scope}/LayerNorm", h)
+
+    def _lookup(self, table, ids):
+        if self.use_one_hot_embeddings:  # a matmul is faster than a gather on TPUs
+            return tf.matmul(tf.one_hot(ids, tf.shape(table)[0], dtype=table.dtype), table)
+        return tf.gather(table, ids)
+
+    def __call__(self, input_ids, token_type_ids, training, compute_dtype):
+        seq_length = input_ids.shape[1]
+        if seq_length is not None and seq_length > self.config.max_position_embeddings:
+            raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings "
+                             f"({self.config.max_position_embeddings}) of the BERT config")
+        x = self._lookup(self.word_embeddings, input_ids)                   # [B, S, H]
+        x += self._lookup(self.token_type_embeddings, token_type_ids)       # [B, S, H]
+        x += self.position_embeddings[:tf.shape(input_ids)[1]][tf.newaxis]  # [1, S, H]
+        x = self.layer_norm(x)
+        x = dropout(x, self.config.hidden_dropout_prob, training)
+        return tf.cast(x, compute_dtype)
+
+
+class SelfAttention(tf.Module):
+    """bert/encoder/layer_{i}/attention/self: multi-head scaled dot-product attention."""
+
+    def __init__(self, scope, config):
+        super().__init__(name=None)
+        h, r = config.hidden_size, config.initializer_range
+        self.num_heads = config.num_attention_heads
+        self.head_size = h // self.num_heads
+        self.dropout_rate = config.attention_probs_dropout_prob
+        self.query = Dense(f"{scope}/query", h, h, r)
+        self.key = Dense(f"{scope}/key", h, h, r)
+        self.value = Dense(f"{scope}/value", h, h, r)
+
+    def _split_heads(self, x):
+        """[B, S, H] -> [B, N, S, D]."""
+        b, s = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, [b, s, self.num_heads, self.head_size])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def __call__(self, x, attention_bias, training):
+        q = self._split_heads(self.query(x))                                 # [B, N, F, D]
+        k = self._split_heads(self.key(x))                                   # [B, N, T, D]
+        v = self._split_heads(self.value(x))                                 # [B, N, T, D]
+        q *= tf.cast(1.0 / math.sqrt(self.head_size), q.dtype)
+        scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
+        # Softmax in float32: bfloat16's 8-bit mantissa loses the small probabilities.
+        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + attention_bias)  # [B, N, F, T]
+        probs = dropout(probs, self.dropout_rate, training)
+        context = tf.matmul(tf.cast(probs, v.dtype), v)                      # [B, N, F, D]
+        context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
+        b, f = tf.shape(x)[0], tf.shape(x)[1]
+        return tf.reshape(context, [b, f, self.num_heads * self.head_size])  # [B, F, H]
+
+
+class TransformerLayer(tf.Module):
+    """bert/encoder/layer_{i}: attention, then the feed-forward block, each with a residual."""
+
+    def __init__(self, scope, config):
+        super().__init__(name=None)
+        h, i, r = config.hidden_size, config.intermediate_size, config.initializer_range
+        self.dropout_rate = config.hidden_dropout_prob
+        self.attention = SelfAttention(f"{scope}/attention/self", config)
+        self.attention_output = Dense(f"{scope}/attention/output/dense", h, h, r)
+        self.attention_norm = LayerNorm(f"{scope}/attention/output/LayerNorm", h)
+        self.intermediate = Dense(f"{scope}/intermediate/dense", h, i, r,
+                                  activation=get_activation(config.hidden_act))
+        self.output = Dense(f"{scope}/output/dense", i, h, r)
+        self.output_norm = LayerNorm(f"{scope}/output/LayerNorm", h)
+
+    def __call__(self, x, attention_bias, training):
+        a = self.attention(x, attention_bias, training)                     # [B, S, H]
+        a = dropout(self.attention_output(a), self.dropout_rate, training)
+        x = self.attention_norm(a + x)
+        y = self.output(self.intermediate(x))                                # [B, S, I] -> [B, S, H]
+        y = dropout(y, self.dropout_rate, training)
+        return self.output_norm(y + x)
+
+
+class BertOutputs(NamedTuple):
+    sequence_output: tf.Tensor      # [B, S, H], the last layer
+    pooled_output: tf.Tensor        # [B, H], tanh(dense(first token of the last layer))
+    all_encoder_layers: list        # num_hidden_layers x [B, S, H]
+    embedding_output: tf.Tensor     # [B, S, H], after embedding LayerNorm and dropout
+
+
+def check_input_ids(input_ids, size, name):
+    """Assertions that every id lies in [0, size).
+
+    Out-of-range ids give silent zeros on GPUs and NaNs or crashes elsewhere; this check makes a
+    vocabulary / config mismatch visible at its source. Returns the assertion ops (graph mode).
+    """
+    return [
+        tf.debugging.assert_less(
+            tf.reduce_max(input_ids), tf.cast(size, input_ids.dtype),
+            message=f"{name}: an id is >= {size}; do the vocab file / input features and "
+                    "bert_config.json belong together?"),
+        tf.debugging.assert_greater_equal(
+            tf.reduce_min(input_ids), tf.zeros([], input_ids.dtype),
+            message=f"{name}: an id is negative"),
+    ]
+
+
+class BertModel(tf.Module):
+    """BERT encoder: `BertModel(config)(input_ids, input_mask, token_type_ids) -> BertOutputs`.
+
+    Args:
+      config: BertConfig.
+      compute_dtype: tf.float32 (default) or tf.bfloat16 for mixed precision.
+      use_one_hot_embeddings: look embeddings up with a one-hot matmul (faster on TPU).
+      check_ids: verify ids against vocab_size / type_vocab_size on every call.
+    """
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 check_ids=True):
+        super().__init__(name=None)
+        self.config = config
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+            raise ValueError(f"compute_dtype must be float32 or bfloat16, got {compute_dtype}")
+        self.check_ids = check_ids
+        self.embeddings = Embeddings(config, use_one_hot_embeddings)
+        self.layers = [TransformerLayer(f"bert/encoder/layer_{i}", config)
+                       for i in range(config.num_hidden_layers)]
+        self.pooler = Dense("bert/pooler/dense", config.hidden_size, config.hidden_size,
+                            config.initializer_range)
+
+    @property
+    def embedding_table(self):
+        return self.embeddings.word_embeddings
+
+    def get_embedding_table(self):
+        return self.embeddings.word_embeddings
+
+    def __call__(self, input_ids, input_mask=None, token_type_ids=None, training=False):
+        """input_ids, input_mask (1 = real token, 0 = padding), token_type_ids: int [B, S]."""
+        input_ids = tf.convert_to_tensor(input_ids)
+        if input_mask is None:
+            input_mask = tf.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = tf.zeros_like(input_ids)
+        if self.check_ids:
+            with tf.control_dependencies(
+                    check_input_ids(input_ids, self.config.vocab_size, "input_ids (vocab_size)")
+                    + check_input_ids(token_type_ids, self.config.type_vocab_size,
+                                      "token_type_ids (type_vocab_size)")):
+                input_ids = tf.identity(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, training, self.compute_dtype)
+        embedding_output = x
+        # [B, T] -> [B, 1, 1, T]: 0 where attending is allowed, MASK_BIAS on padding.
+        attention_bias = (1.0 - tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) \
+            * MASK_BIAS
+        all_layers = []
+        for layer in self.layers:
+            x = layer(x, attention_bias, training)
+            all_layers.append(x)
+        first_token = tf.cast(x[:, 0], tf.float32)                           # [B, H]
+        pooled = tf.tanh(self.pooler(first_token))                           # [B, H]
+        return BertOutputs(x, pooled, all_layers, embedding_output)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Heads. Each computes its logits in float32.
+
+
+def gather_positions(sequence, positions):
+    """sequence [B, S, H], positions int [B, P] -> [B, P, H]."""
+    return tf.gather(sequence, positions, batch_dims=1)
+
+
+class MaskedLMHead(tf.Module):
+    """cls/predictions: dense + activation + LayerNorm, then the word-embedding matrix (tied)."""
+
+    def __init__(self, config, embedding_table):
+        super().__init__(name=None)
+        h, r = config.hidden_size, config.initializer_range
+        self.transform = Dense("cls/predictions/transform/dense", h, h, r,
+                               activation=get_activation(config.hidden_act))
+        self.layer_norm = LayerNorm("cls/predictions/transform/LayerNorm", h)
+        self.output_bias = new_variable("cls/predictions/output_bias", [config.vocab_size], _zeros)
+        self.embedding_table = embedding_table
+
+    def __call__(self, sequence_output, positions):
+        """sequence_output [B, S, H], positions [B, P] -> logits [B, P, V] (float32).
+
+        Only the masked positions are projected onto the vocabulary, the costly part.
+        """
+        x = gather_positions(sequence_output, positions)                     # [B, P, H]
+        x = self.layer_norm(self.transform(x))
+        table = tf.cast(self.embedding_table, x.dtype)                       # [V, H]
+        logits = tf.matmul(x, table, transpose_b=True)                       # [B, P, V]
+        return tf.cast(logits, tf.float32) + self.output_bias
+
+
+class _OutputLayer(tf.Module):
+    """`<prefix>output_weights` [L, H] and `<prefix>output_bias` [L] (the original's layout)."""
+
+    def __init__(self, prefix, num_outputs, config):
+        super().__init__(name=None)
+        self.output_weights = new_variable(f"{prefix}output_weights",
+                                           [num_outputs, config.hidden_size],
+                                           truncated_normal(config.initializer_range))
+        self.output_bias = new_variable(f"{prefix}output_bias", [num_outputs], _zeros)
+
+    def logits(self, x):
+        """x [..., H] -> [..., L] in float32."""
+        return tf.matmul(tf.cast(x, tf.float32), self.output_weights,
+                         transpose_b=True) + self.output_bias
+
+
+class NextSentenceHead(_OutputLayer):
+    """cls/seq_relationship: pooled output -> 2 logits (0 = is next, 1 = random)."""
+
+    def __init__(self, config):
+        super().__init__("cls/seq_relationship/", 2, config)
+
+    def __call__(self, pooled_output):
+        return self.logits(pooled_output)                                    # [B, 2]
+
+
+class ClassifierHead(_OutputLayer):
+    """run_classifier's `output_weights` [L, H] / `output_bias` [L] over the dropped-out pooler."""
+
+    def __init__(self, config, num_labels, dropout_rate=0.1):
+        super().__init__("", num_labels, config)
+        self.dropout_rate = dropout_rate
+
+    def __call__(self, pooled_output, training=False):
+        return self.logits(dropout(pooled_output, self.dropout_rate, training))  # [B, L]
+
+
+class SpanHead(_OutputLayer):
+    """cls/squad: per-token start and end logits for extractive question answering."""
+
+    def __init__(self, config):
+        super().__init__("cls/squad/", 2, config)
+
+    def __call__(self, sequence_output):
+        logits = self.logits(sequence_output)                                # [B, S, 2]
+        return logits[..., 0], logits[..., 1]                                # [B, S] each
+
+
+# ---------------------------------------------------------------------------------------------------
+# Losses (float32)
+
+
+def masked_lm_loss(logits, label_ids, label_weights):
+    """Weighted mean cross entropy over the masked positions, as the original.
+
+    logits [B, P, V], label_ids [B, P], label_weights [B, P] (0 for padding predictions).
+    Returns (loss, per_example_loss [B, P]).
+    """
+    per_position = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(label_ids, tf.int32), logits=tf.cast(logits, tf.float32))
+    weights = tf.cast(label_weights, tf.float32)
+    loss = tf.reduce_sum(per_position * weights) / (tf.reduce_sum(weights) + 1e-5)
+    return loss, per_position
+
+
+def classification_loss(logits, labels):
+    """Mean softmax cross entropy; logits [B, L], labels int [B]. Returns (loss, per_example)."""
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
+    return tf.reduce_mean(per_example), per_example
+
+
+# ---------------------------------------------------------------------------------------------------
+# Variable names
+
+
+def named_variables(*modules):
+    """{original checkpoint name: variable} for every variable of `modules`.
+
+    Raises if two variables share a name (two heads built twice, say), which would make a
+    checkpoint ambiguous.
+    """
+    named = {}
+    for module in modules:
+        for variable in module.variables:
+            name = variable.name.split(":")[0]
+            if name in named and named[name] is not variable:
+                raise ValueError(f"two variables are named {name!r}")
+            named[name] = variable
+    return dict(sorted(named.items()))
+
+
+def count_parameters(*modules):
+    return int(sum(np.prod(v.shape) for v in named_variables(*modules).values()))

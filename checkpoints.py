@@ -41,13 +41,15 @@ def resolve(path):
     """Returns the checkpoint prefix for `path`: a prefix itself, or a directory's latest.
 
     Accepts `.../bert_model.ckpt`, `.../model.ckpt-1000`, a path to one of the bundle's files
-    (`.index`, `.data-*`) and a directory holding a `checkpoint` state file, local or any
-    filesystem `tf.io.gfile` reads (gs://).
+    (`.index`, `.data-*`), a legacy V1 checkpoint file, and a directory holding a `checkpoint`
+    state file; local or any filesystem `tf.io.gfile` reads (gs://).
     """
     path = str(path)
     path = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", path)
     if tf.io.gfile.exists(path + ".index"):
         return path
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        return path  # the legacy V1 format: one file, no .index
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest and tf.io.gfile.exists(latest + ".index"):
@@ -74,13 +76,18 @@ def save(prefix, named_values):
     tf.io.gfile.makedirs(directory)
     names = sorted(named_values)
     tensors = [tf.convert_to_tensor(_value(named_values[n])) for n in names]
+    # A hidden name in the same directory, so the renames below stay on one filesystem.
     tmp_prefix = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(prefix)}")
-    tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
-                      shape_and_slices=[""] * len(names), tensors=tensors)
-    # The index goes last: a bundle counts as present once its .index exists.
-    suffixes = [s[len(tmp_prefix):] for s in tf.io.gfile.glob(tmp_prefix + ".*")]
-    for suffix in sorted(suffixes, key=lambda s: s == ".index"):
-        tf.io.gfile.rename(tmp_prefix + suffix, prefix + suffix, overwrite=True)
+    try:
+        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
+                          shape_and_slices=[""] * len(names), tensors=tensors)
+        # The index goes last: a bundle counts as present once its .index exists.
+        suffixes = [s[len(tmp_prefix):] for s in tf.io.gfile.glob(tmp_prefix + ".*")]
+        for suffix in sorted(suffixes, key=lambda s: s == ".index"):
+            tf.io.gfile.rename(tmp_prefix + suffix, prefix + suffix, overwrite=True)
+    finally:
+        for leftover in tf.io.gfile.glob(tmp_prefix + "*"):
+            tf.io.gfile.remove(leftover)
     return prefix
 
 

@@ -1,0 +1,219 @@
+"""training.py: the runner on one device and on two mirrored replicas, resume, accumulation."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import checkpoints
+import modeling
+import optimization
+import training
+from test_modeling import tiny_config
+
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+class Pretrainer(tf.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.bert = modeling.BertModel(config)
+        self.mlm = modeling.MaskedLMHead(config, self.bert.embedding_table)
+        self.nsp = modeling.NextSentenceHead(config)
+
+
+def build(**overrides):
+    return lambda: Pretrainer(tiny_config(**{**NO_DROPOUT, **overrides}))
+
+
+def loss_fn(model, f, training):
+    out = model.bert(f["input_ids"], f["input_mask"], f["segment_ids"], training=training)
+    mlm, _ = modeling.masked_lm_loss(model.mlm(out.sequence_output, f["positions"]), f["ids"],
+                                     f["weights"])
+    nsp, _ = modeling.classification_loss(model.nsp(out.pooled_output), f["next"])
+    return mlm + nsp
+
+
+def features(n=8, seq=12, seed=0):
+    rng = np.random.RandomState(seed)
+    mask = np.ones((n, seq), np.int32)
+    mask[::2, seq - 3:] = 0
+    return dict(input_ids=rng.randint(0, 99, (n, seq)).astype(np.int32), input_mask=mask,
+                segment_ids=(np.arange(seq) >= seq // 2).astype(np.int32)[None].repeat(n, 0),
+                positions=rng.randint(0, seq - 3, (n, 3)).astype(np.int32),
+                ids=rng.randint(0, 99, (n, 3)).astype(np.int32),
+                weights=np.ones((n, 3), np.float32),
+                next=rng.randint(0, 2, (n,)).astype(np.int32))
+
+
+def same_batch_dataset(batch_size=8):
+    """Every step sees the same global batch: makes runs comparable step for step.
+
+    With several replicas on one worker, the pipeline's consecutive per-replica batches go to
+    replicas 0, 1, ... in turn, so each step still covers exactly the 8 examples.
+    """
+    data = features(batch_size)
+
+    def dataset_fn(ctx):
+        per_replica = training.per_replica_batch_size(ctx, batch_size)
+        return tf.data.Dataset.from_tensor_slices(data).batch(per_replica).repeat()
+    return dataset_fn
+
+
+def one_device():
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def train(output_dir, steps, strategy=None, accumulation=1, save_every=2, total=4, lr=1e-2,
+          build_fn=None, dataset_fn=None, init_checkpoint=None):
+    runner = training.Runner(strategy or one_device(), build_fn or build(), str(output_dir))
+    config = training.TrainConfig(num_train_steps=steps, train_batch_size=8,
+                                  iterations_per_loop=2, save_checkpoints_steps=save_every,
+                                  gradient_accumulation_steps=accumulation,
+                                  init_checkpoint=init_checkpoint)
+    optimizer = optimization.create_optimizer(lr, total, 1)
+    loss = runner.train(config, loss_fn, dataset_fn or same_batch_dataset(), optimizer)
+    return runner, optimizer, loss
+
+
+def weights(runner):
+    return {n: v.numpy() for n, v in runner.model_variables.items()}
+
+
+def assert_close(a, b, atol=1e-5):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=atol, err_msg=name)
+
+
+def test_training_lowers_the_loss_and_writes_original_names(tmp_path):
+    tf.random.set_seed(0)
+    runner = training.Runner(one_device(), build(), str(tmp_path))
+    config = training.TrainConfig(num_train_steps=30, train_batch_size=8, iterations_per_loop=10,
+                                  save_checkpoints_steps=10)
+    first = runner.evaluate(lambda m, f: {"loss": (loss_fn(m, f, False), 1.0)},
+                            tf.data.Dataset.from_tensor_slices(features()).batch(8))["loss"]
+    last = runner.train(config, loss_fn, same_batch_dataset(),
+                        optimization.create_optimizer(1e-2, 30, 3))
+    assert last < first * 0.7
+    names = dict(checkpoints.list_variables(str(tmp_path)))
+    assert names["global_step"] == []
+    assert "bert/encoder/layer_1/attention/self/query/kernel/adam_v" in names
+    assert "cls/predictions/output_bias/adam_m" in names
+    assert checkpoints.step_of(tf.train.latest_checkpoint(str(tmp_path))) == 30
+    assert [f for f in os.listdir(tmp_path) if f.startswith("events.out.tfevents")]
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    tf.random.set_seed(1)
+    straight, straight_opt, _ = train(tmp_path / "straight", 4)
+    tf.random.set_seed(1)
+    train(tmp_path / "resumed", 2)
+    # A new process would build new variables with new random values: the checkpoint wins.
+    tf.random.set_seed(2)
+    resumed, resumed_opt, _ = train(tmp_path / "resumed", 4)
+    assert int(resumed.global_step.numpy()) == 4
+    assert_close(weights(straight), weights(resumed))
+    assert_close({n: v.numpy() for n, v in straight_opt.slot_variables().items()},
+                 {n: v.numpy() for n, v in resumed_opt.slot_variables().items()})
+    # Starting the finished command again trains nothing and keeps the final step.
+    again, _, loss = train(tmp_path / "resumed", 4)
+    assert loss is None and int(again.global_step.numpy()) == 4
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+    tf.random.set_seed(3)
+    full, _, _ = train(tmp_path / "full", 2, total=2)
+    tf.random.set_seed(3)
+    accumulated, _, _ = train(tmp_path / "acc", 2, accumulation=4, total=2)
+    assert_close(weights(full), weights(accumulated), atol=2e-5)
+
+
+def test_two_mirrored_replicas_match_one_device(tmp_path):
+    tf.random.set_seed(4)
+    single, _, _ = train(tmp_path / "one", 2, total=2)
+    tf.random.set_seed(4)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two, _, _ = train(tmp_path / "two", 2, strategy=mirrored, total=2)
+    assert_close(weights(single), weights(two), atol=2e-5)
+    names = dict(checkpoints.list_variables(str(tmp_path / "two")))
+    assert "bert/embeddings/word_embeddings/adam_m" in names and "global_step" in names
+
+
+def test_init_checkpoint_loads_weights_but_not_optimizer_state_or_step(tmp_path):
+    tf.random.set_seed(5)
+    pretrained, _, _ = train(tmp_path / "pre", 2)
+    runner = training.Runner(one_device(), build(), str(tmp_path / "fine"))
+    optimizer = optimization.create_optimizer(0.0, 1, 0)  # lr 0: weights stay as loaded
+    config = training.TrainConfig(num_train_steps=1, train_batch_size=8,
+                                  init_checkpoint=str(tmp_path / "pre"))
+    runner.train(config, loss_fn, same_batch_dataset(), optimizer)
+    assert int(runner.global_step.numpy()) == 1  # counted from 0, not from the checkpoint's 2
+    assert_close(weights(pretrained), weights(runner), atol=0)
+    restored = checkpoints.read(str(tmp_path / "fine"))
+    pre = checkpoints.read(str(tmp_path / "pre"))
+    # The slots are this run's own (one step), not the pretraining run's.
+    name = "bert/pooler/dense/kernel/adam_v"
+    assert not np.allclose(restored[name], pre[name])
+
+
+def test_non_finite_loss_stops_without_saving(tmp_path):
+    def nan_loss(model, f, training):
+        return loss_fn(model, f, training) * float("nan")
+
+    runner = training.Runner(one_device(), build(), str(tmp_path))
+    config = training.TrainConfig(num_train_steps=2, train_batch_size=8, iterations_per_loop=1,
+                                  save_checkpoints_steps=1)
+    with pytest.raises(FloatingPointError, match="nan"):
+        runner.train(config, nan_loss, same_batch_dataset(), optimization.create_optimizer(1e-3, 2, 0))
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+
+
+def test_indivisible_accumulation_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=3"):
+        train(tmp_path, 1, accumulation=3)
+
+
+@pytest.mark.parametrize("strategy", ["one", "mirrored"])
+def test_predict_keeps_order_and_evaluate_sums(tmp_path, strategy):
+    strategy = one_device() if strategy == "one" else \
+        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    runner = training.Runner(strategy, build(), str(tmp_path))
+    data = features(n=11)
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(4)  # 4, 4, 3: uneven at the end
+    outputs = list(runner.predict(lambda m, f: {"ids": f["input_ids"][:, 0],
+                                                "pooled": m.bert(f["input_ids"]).pooled_output},
+                                  dataset))
+    np.testing.assert_array_equal(np.concatenate([o["ids"] for o in outputs]),
+                                  data["input_ids"][:, 0])
+    assert np.concatenate([o["pooled"] for o in outputs]).shape == (11, 32)
+    results = runner.evaluate(
+        lambda m, f: {"mean_first_id": (tf.reduce_sum(tf.cast(f["input_ids"][:, 0], tf.float32)),
+                                        tf.cast(tf.shape(f["input_ids"])[0], tf.float32))},
+        dataset)
+    assert results["mean_first_id"] == pytest.approx(data["input_ids"][:, 0].mean())
+
+
+def test_restore_for_inference_prefers_the_output_dir(tmp_path):
+    tf.random.set_seed(6)
+    trained, _, _ = train(tmp_path / "run", 2)
+    runner = training.Runner(one_device(), build(), str(tmp_path / "run"))
+    assert runner.restore_for_inference("/does/not/matter").endswith("model.ckpt-2")
+    assert_close(weights(trained), weights(runner), atol=0)
+    empty = training.Runner(one_device(), build(), str(tmp_path / "empty"))
+    with pytest.raises(checkpoints.CheckpointError, match="no --init_checkpoint"):
+        empty.restore_for_inference(None)
+
+
+def test_make_strategy():
+    assert isinstance(training.make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    assert isinstance(training.make_strategy("auto"), tf.distribute.OneDeviceStrategy)
+    assert training.make_strategy("mirrored").num_replicas_in_sync >= 1
+    with pytest.raises(ValueError, match="distribution_strategy"):
+        training.make_strategy("parameter_server")
+
+
+def test_write_results(tmp_path):
+    path = str(tmp_path / "eval_results.txt")
+    training.write_results(path, {"loss": 1.5, "global_step": 10, "eval_accuracy": 0.5})
+    assert open(path).read() == "eval_accuracy = 0.5\nglobal_step = 10\nloss = 1.5\n"

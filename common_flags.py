@@ -1,8 +1,9 @@
 """Command-line flags shared by the scripts, defined once with the original names and defaults.
 
 Each script calls the `define_*` functions it needs at import time and reads FLAGS only in its
-`main()`; library modules never read FLAGS. The helpers at the bottom turn parsed flags into the
-runner's arguments.
+`main()`; library modules never read FLAGS. A name that is already defined is left as it is, so
+several scripts can be imported into one process (the tests do). The helpers at the bottom turn
+parsed flags into the runner's arguments.
 """
 
 import tensorflow as tf
@@ -13,78 +14,101 @@ import training
 FLAGS = flags.FLAGS
 
 
+def _once(define):
+    """`define` (a flags.DEFINE_* function) that skips names already defined."""
+    def define_once(name, *args, **kwargs):
+        if name not in FLAGS:
+            define(name, *args, **kwargs)
+    return define_once
+
+
+DEFINE_string = _once(flags.DEFINE_string)
+DEFINE_bool = _once(flags.DEFINE_bool)
+DEFINE_integer = _once(flags.DEFINE_integer)
+DEFINE_float = _once(flags.DEFINE_float)
+DEFINE_enum = _once(flags.DEFINE_enum)
+
+
 def define_model_flags(max_seq_length=128):
     """--bert_config_file, --vocab_file, --init_checkpoint, --do_lower_case, --max_seq_length."""
-    flags.DEFINE_string("bert_config_file", None,
+    define_checkpoint_flags()
+    DEFINE_integer("max_seq_length", max_seq_length,
+                   "The maximum total input sequence length after WordPiece tokenization. "
+                   "Longer sequences are truncated, shorter ones padded.")
+
+
+def define_output_dir(help_text="The output directory where the model checkpoints will be written."):
+    DEFINE_string("output_dir", None, help_text)
+
+
+def define_checkpoint_flags():
+    """--bert_config_file, --vocab_file, --init_checkpoint, --do_lower_case."""
+    DEFINE_string("bert_config_file", None,
                         "The config json file corresponding to the pre-trained BERT model. "
                         "This specifies the model architecture.")
-    flags.DEFINE_string("vocab_file", None,
+    DEFINE_string("vocab_file", None,
                         "The vocabulary file that the BERT model was trained on.")
-    flags.DEFINE_string("init_checkpoint", None,
+    DEFINE_string("init_checkpoint", None,
                         "Initial checkpoint (usually from a pre-trained BERT model): a prefix such "
                         "as .../bert_model.ckpt or a directory (its latest checkpoint).")
-    flags.DEFINE_bool("do_lower_case", True,
+    DEFINE_bool("do_lower_case", True,
                       "Whether to lower case the input text. Should be True for uncased models "
                       "and False for cased models.")
-    flags.DEFINE_integer("max_seq_length", max_seq_length,
-                         "The maximum total input sequence length after WordPiece tokenization. "
-                         "Longer sequences are truncated, shorter ones padded.")
 
 
 def define_tpu_flags():
     """The original TPU flags; --use_tpu selects the TPU strategy."""
-    flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-    flags.DEFINE_string("tpu_name", None,
+    DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+    DEFINE_string("tpu_name", None,
                         "The Cloud TPU to use for training: the name used when creating the "
                         "Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.")
-    flags.DEFINE_string("tpu_zone", None,
+    DEFINE_string("tpu_zone", None,
                         "[Optional] GCE zone where the Cloud TPU is located in. If not specified, "
                         "we will attempt to automatically detect it from metadata.")
-    flags.DEFINE_string("gcp_project", None,
+    DEFINE_string("gcp_project", None,
                         "[Optional] Project name for the Cloud TPU-enabled project. If not "
                         "specified, we will attempt to automatically detect it from metadata.")
-    flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
-    flags.DEFINE_integer("num_tpu_cores", 8,
+    DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+    DEFINE_integer("num_tpu_cores", 8,
                          "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
 
 def define_runner_flags(save_checkpoints_steps=1000):
     """Strategy, precision, checkpointing and loop flags of the shared runner."""
     define_tpu_flags()
-    flags.DEFINE_string("output_dir", None,
-                        "The output directory where the model checkpoints will be written.")
-    flags.DEFINE_enum("distribution_strategy", "auto", training.STRATEGIES,
+    define_output_dir()
+    DEFINE_enum("distribution_strategy", "auto", training.STRATEGIES,
                       "tf.distribute strategy: auto (mirrored if several GPUs, else one device), "
                       "one_device, mirrored (GPUs of this machine), multi_worker_mirrored "
                       "(cluster from TF_CONFIG), tpu (same as --use_tpu).")
-    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+    DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                       "float32, or bfloat16 mixed precision (variables, softmax, LayerNorm and "
                       "losses stay float32).")
-    flags.DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps,
+    DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps,
                          "How often to save the model checkpoint.")
-    flags.DEFINE_integer("iterations_per_loop", 1000,
+    DEFINE_integer("iterations_per_loop", 1000,
                          "How many steps to make in each tf.function call (and between progress "
                          "lines).")
-    flags.DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep.")
-    flags.DEFINE_integer("gradient_accumulation_steps", 1,
+    DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep.")
+    DEFINE_integer("gradient_accumulation_steps", 1,
                          "Split each batch of --train_batch_size into this many micro-batches "
                          "and accumulate their gradients: the same update with less memory.")
-    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
+    DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                       "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
 
 
 def define_train_flags(train_batch_size=32, eval_batch_size=8, learning_rate=5e-5):
-    flags.DEFINE_bool("do_train", False, "Whether to run training.")
-    flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
-    flags.DEFINE_integer("train_batch_size", train_batch_size, "Total batch size for training.")
-    flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Total batch size for eval.")
-    flags.DEFINE_float("learning_rate", learning_rate, "The initial learning rate for Adam.")
+    DEFINE_bool("do_train", False, "Whether to run training.")
+    DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+    DEFINE_integer("train_batch_size", train_batch_size, "Total batch size for training.")
+    DEFINE_integer("eval_batch_size", eval_batch_size, "Total batch size for eval.")
+    DEFINE_float("learning_rate", learning_rate, "The initial learning rate for Adam.")
 
 
 def define_epoch_flags():
     """--num_train_epochs and --warmup_proportion (fine-tuning scripts)."""
-    flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-    flags.DEFINE_float("warmup_proportion", 0.1,
+    DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
+    DEFINE_float("warmup_proportion", 0.1,
                        "Proportion of training to perform linear learning rate warmup for. "
                        "E.g., 0.1 = 10% of training.")
 

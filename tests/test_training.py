@@ -217,3 +217,24 @@ def test_write_results(tmp_path):
     path = str(tmp_path / "eval_results.txt")
     training.write_results(path, {"loss": 1.5, "global_step": 10, "eval_accuracy": 0.5})
     assert open(path).read() == "eval_accuracy = 0.5\nglobal_step = 10\nloss = 1.5\n"
+
+
+def test_bfloat16_training_learns_and_keeps_float32_state(tmp_path):
+    tf.random.set_seed(7)
+
+    def build_bf16():
+        model = Pretrainer(tiny_config(**NO_DROPOUT))
+        model.bert.compute_dtype = tf.bfloat16
+        return model
+
+    runner = training.Runner(one_device(), build_bf16, str(tmp_path))
+    dataset = tf.data.Dataset.from_tensor_slices(features()).batch(8)
+    metric = lambda m, f: {"loss": (loss_fn(m, f, False), 1.0)}  # noqa: E731
+    before = runner.evaluate(metric, dataset)["loss"]
+    config = training.TrainConfig(num_train_steps=30, train_batch_size=8, iterations_per_loop=10,
+                                  save_checkpoints_steps=30)
+    runner.train(config, loss_fn, same_batch_dataset(), optimization.create_optimizer(1e-2, 30, 3))
+    assert runner.evaluate(metric, dataset)["loss"] < before * 0.7
+    stored = checkpoints.read(str(tmp_path))
+    assert stored["bert/embeddings/word_embeddings"].dtype == np.float32
+    assert stored["bert/embeddings/word_embeddings/adam_m"].dtype == np.float32

@@ -115,37 +115,6 @@ def to_arrays(examples):
                         np.float32 if k == "masked_lm_weights" else np.int32) for k in examples[0]}
 
 
-class Pretrainer(tf.Module):
-    def __init__(self, config, compute_dtype):
-        super().__init__()
-        self.bert = modeling.BertModel(config, compute_dtype=compute_dtype)
-        self.mlm = modeling.MaskedLMHead(config, self.bert.embedding_table)
-        self.nsp = modeling.NextSentenceHead(config)
-
-    def logits(self, f, training):
-        out = self.bert(f["input_ids"], f["input_mask"], f["segment_ids"], training=training)
-        return self.mlm(out.sequence_output, f["masked_lm_positions"]), self.nsp(out.pooled_output)
-
-
-def loss_fn(model, f, training):
-    mlm_logits, nsp_logits = model.logits(f, training)
-    mlm, _ = modeling.masked_lm_loss(mlm_logits, f["masked_lm_ids"], f["masked_lm_weights"])
-    nsp, _ = modeling.classification_loss(nsp_logits, f["next_sentence_labels"])
-    return mlm + nsp
-
-
-def metric_fn(model, f):
-    mlm_logits, nsp_logits = model.logits(f, False)
-    w = f["masked_lm_weights"]
-    mlm_hit = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32),
-                               f["masked_lm_ids"]), tf.float32)
-    nsp_hit = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32),
-                               f["next_sentence_labels"]), tf.float32)
-    n = tf.cast(tf.shape(nsp_hit)[0], tf.float32)
-    return {"masked_lm_accuracy": (tf.reduce_sum(mlm_hit * w), tf.reduce_sum(w)),
-            "next_sentence_accuracy": (tf.reduce_sum(nsp_hit), n)}
-
-
 def fill_in(model, tokenizer, sentence):
     # BasicTokenizer splits "[MASK]" like any bracketed text, so tokenize around it.
     before, after = sentence.split("[MASK]")
@@ -181,7 +150,8 @@ def main(argv):
           f"{len(evaluation['input_ids'])} held-out examples; vocab of {len(tokenizer.vocab)}")
 
     dtype = tf.bfloat16 if FLAGS.precision == "bfloat16" else tf.float32
-    runner = training.Runner(training.make_strategy(), lambda: Pretrainer(config, dtype), out)
+    runner = training.Runner(training.make_strategy(),
+                             lambda: modeling.BertPretrainer(config, dtype), out)
 
     def dataset_fn(ctx):
         batch = training.per_replica_batch_size(ctx, FLAGS.train_batch_size)
@@ -194,9 +164,9 @@ def main(argv):
                                       train_batch_size=FLAGS.train_batch_size,
                                       iterations_per_loop=100, save_checkpoints_steps=500)
     optimizer = optimization.create_optimizer(FLAGS.learning_rate, steps, steps // 10)
-    runner.train(run_config, loss_fn, dataset_fn, optimizer)
+    runner.train(run_config, modeling.pretraining_loss, dataset_fn, optimizer)
 
-    results = runner.evaluate(metric_fn, tf.data.Dataset.from_tensor_slices(evaluation).batch(64))
+    results = runner.evaluate(modeling.pretraining_metrics, tf.data.Dataset.from_tensor_slices(evaluation).batch(64))
     labels = evaluation["masked_lm_ids"][evaluation["masked_lm_weights"] > 0]
     token, count = collections.Counter(labels.tolist()).most_common(1)[0]
     baseline = count / len(labels)
@@ -207,7 +177,7 @@ def main(argv):
                            dict(results, masked_lm_baseline=baseline,
                                 global_step=int(runner.global_step.numpy())))
 
-    fresh = Pretrainer(config, tf.float32)
+    fresh = modeling.BertPretrainer(config)
     checkpoints.restore(modeling.named_variables(fresh), out, log_each=False)
     print("[5] reloaded the checkpoint into a fresh model; it fills in:")
     for sentence in ("Nora works as a [MASK] in Riverton.", "The road from Ashford to Yarrow is "

@@ -558,3 +558,59 @@ def named_variables(*modules):
 
 def count_parameters(*modules):
     return int(sum(np.prod(v.shape) for v in named_variables(*modules).values()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pretraining model: BertModel with both pretraining heads, its loss and its metrics.
+# Feature names are those of the pretraining TFRecords (create_pretraining_data.py).
+
+
+class BertPretrainer(tf.Module):
+    """`bert/...` plus `cls/predictions/...` and `cls/seq_relationship/...`: the original graph."""
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__(name=None)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.mlm = MaskedLMHead(config, self.bert.embedding_table)
+        self.nsp = NextSentenceHead(config)
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids [B, S], masked_lm_positions [B, P].
+
+        Returns (masked-LM logits [B, P, V], next-sentence logits [B, 2]), float32.
+        """
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return (self.mlm(out.sequence_output, features["masked_lm_positions"]),
+                self.nsp(out.pooled_output))
+
+
+def _pretraining_losses(model, features, training):
+    mlm_logits, nsp_logits = model(features, training)
+    mlm_loss, _ = masked_lm_loss(mlm_logits, features["masked_lm_ids"],
+                                 features["masked_lm_weights"])
+    labels = tf.reshape(features["next_sentence_labels"], [-1])
+    nsp_loss, _ = classification_loss(nsp_logits, labels)
+    return mlm_logits, nsp_logits, labels, mlm_loss, nsp_loss
+
+
+def pretraining_loss(model, features, training):
+    """Masked-LM loss (weighted by masked_lm_weights) plus next-sentence loss, as the original."""
+    _, _, _, mlm_loss, nsp_loss = _pretraining_losses(model, features, training)
+    return mlm_loss + nsp_loss
+
+
+def pretraining_metrics(model, features):
+    """{name: (sum, count)} for the original eval_results.txt of run_pretraining.py."""
+    mlm_logits, nsp_logits, labels, mlm_loss, nsp_loss = _pretraining_losses(model, features, False)
+    weights = tf.cast(features["masked_lm_weights"], tf.float32)
+    mlm_hit = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32),
+                               tf.cast(features["masked_lm_ids"], tf.int32)), tf.float32)
+    nsp_hit = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32),
+                               tf.cast(labels, tf.int32)), tf.float32)
+    batch = tf.cast(tf.shape(labels)[0], tf.float32)
+    return {"masked_lm_accuracy": (tf.reduce_sum(mlm_hit * weights), tf.reduce_sum(weights)),
+            "masked_lm_loss": (mlm_loss * batch, batch),
+            "next_sentence_accuracy": (tf.reduce_sum(nsp_hit), batch),
+            "next_sentence_loss": (nsp_loss * batch, batch),
+            "loss": ((mlm_loss + nsp_loss) * batch, batch)}

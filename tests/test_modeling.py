@@ -266,3 +266,28 @@ def test_duplicate_names_are_refused():
     config = tiny_config()
     with pytest.raises(ValueError, match="two variables are named .output_"):
         modeling.named_variables(modeling.ClassifierHead(config, 2), modeling.ClassifierHead(config, 2))
+
+
+def test_pretrainer_loss_and_metrics():
+    config = tiny_config()
+    model = modeling.BertPretrainer(config)
+    ids, mask, types = inputs()
+    f = dict(input_ids=ids, input_mask=mask, segment_ids=types,
+             masked_lm_positions=tf.constant([[1, 2], [0, 3], [1, 0]]),
+             masked_lm_ids=tf.constant([[5, 6], [7, 8], [9, 0]]),
+             masked_lm_weights=tf.constant([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]),
+             next_sentence_labels=tf.constant([[0], [1], [0]]))
+    mlm_logits, nsp_logits = model(f)
+    assert mlm_logits.shape == (3, 2, 99) and nsp_logits.shape == (3, 2)
+    names = modeling.named_variables(model)
+    assert "cls/predictions/output_bias" in names and "cls/seq_relationship/output_weights" in names
+    loss = float(modeling.pretraining_loss(model, f, False))
+    metrics = modeling.pretraining_metrics(model, f)
+    total, count = metrics["loss"]
+    assert float(total) / float(count) == pytest.approx(loss, rel=1e-5)
+    hits, weight = metrics["masked_lm_accuracy"]
+    assert float(weight) == 5.0 and 0.0 <= float(hits) <= 5.0
+    expected_nsp = np.mean(np.argmax(nsp_logits.numpy(), -1) == np.array([0, 1, 0]))
+    assert float(metrics["next_sentence_accuracy"][0]) / 3 == pytest.approx(expected_nsp)
+    assert sorted(metrics) == ["loss", "masked_lm_accuracy", "masked_lm_loss",
+                               "next_sentence_accuracy", "next_sentence_loss"]

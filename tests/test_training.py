@@ -14,24 +14,11 @@ from test_modeling import tiny_config
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
-class Pretrainer(tf.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.bert = modeling.BertModel(config)
-        self.mlm = modeling.MaskedLMHead(config, self.bert.embedding_table)
-        self.nsp = modeling.NextSentenceHead(config)
-
-
 def build(**overrides):
-    return lambda: Pretrainer(tiny_config(**{**NO_DROPOUT, **overrides}))
+    return lambda: modeling.BertPretrainer(tiny_config(**{**NO_DROPOUT, **overrides}))
 
 
-def loss_fn(model, f, training):
-    out = model.bert(f["input_ids"], f["input_mask"], f["segment_ids"], training=training)
-    mlm, _ = modeling.masked_lm_loss(model.mlm(out.sequence_output, f["positions"]), f["ids"],
-                                     f["weights"])
-    nsp, _ = modeling.classification_loss(model.nsp(out.pooled_output), f["next"])
-    return mlm + nsp
+loss_fn = modeling.pretraining_loss
 
 
 def features(n=8, seq=12, seed=0):
@@ -40,10 +27,10 @@ def features(n=8, seq=12, seed=0):
     mask[::2, seq - 3:] = 0
     return dict(input_ids=rng.randint(0, 99, (n, seq)).astype(np.int32), input_mask=mask,
                 segment_ids=(np.arange(seq) >= seq // 2).astype(np.int32)[None].repeat(n, 0),
-                positions=rng.randint(0, seq - 3, (n, 3)).astype(np.int32),
-                ids=rng.randint(0, 99, (n, 3)).astype(np.int32),
-                weights=np.ones((n, 3), np.float32),
-                next=rng.randint(0, 2, (n,)).astype(np.int32))
+                masked_lm_positions=rng.randint(0, seq - 3, (n, 3)).astype(np.int32),
+                masked_lm_ids=rng.randint(0, 99, (n, 3)).astype(np.int32),
+                masked_lm_weights=np.ones((n, 3), np.float32),
+                next_sentence_labels=rng.randint(0, 2, (n, 1)).astype(np.int32))
 
 
 def same_batch_dataset(batch_size=8):
@@ -222,12 +209,9 @@ def test_write_results(tmp_path):
 def test_bfloat16_training_learns_and_keeps_float32_state(tmp_path):
     tf.random.set_seed(7)
 
-    def build_bf16():
-        model = Pretrainer(tiny_config(**NO_DROPOUT))
-        model.bert.compute_dtype = tf.bfloat16
-        return model
-
-    runner = training.Runner(one_device(), build_bf16, str(tmp_path))
+    runner = training.Runner(
+        one_device(), lambda: modeling.BertPretrainer(tiny_config(**NO_DROPOUT), tf.bfloat16),
+        str(tmp_path))
     dataset = tf.data.Dataset.from_tensor_slices(features()).batch(8)
     metric = lambda m, f: {"loss": (loss_fn(m, f, False), 1.0)}  # noqa: E731
     before = runner.evaluate(metric, dataset)["loss"]

@@ -73,6 +73,11 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     clip_norm: float = 1.0
     init_checkpoint: str = None
+    # Compile each step's forward and backward pass with XLA (the gradient all-reduce and the
+    # optimizer update stay outside: MirroredStrategy cannot synchronise inside a compiled
+    # function). Off by default: on CPU, XLA's matrix products are slower than oneDNN's (about
+    # 1.1x slower in float32 and 2x in bfloat16 for BERT), which outweighs its op fusion.
+    jit_compile: bool = False
 
 
 class Runner:
@@ -153,8 +158,14 @@ class Runner:
                 f"--train_batch_size={config.train_batch_size} must be divisible by "
                 f"--gradient_accumulation_steps={k} x {strategy.num_replicas_in_sync} replica(s)")
 
+        def gradients(features):
+            return self._gradients(loss_fn, features, k)
+
+        if config.jit_compile:
+            gradients = tf.function(gradients, jit_compile=True)
+
         def replica_step(features):
-            loss, grads = self._gradients(loss_fn, features, k)
+            loss, grads = gradients(features)
             ctx = tf.distribute.get_replica_context()
             if ctx.num_replicas_in_sync > 1:
                 names = sorted(grads)

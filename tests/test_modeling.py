@@ -291,3 +291,35 @@ def test_pretrainer_loss_and_metrics():
     assert float(metrics["next_sentence_accuracy"][0]) / 3 == pytest.approx(expected_nsp)
     assert sorted(metrics) == ["loss", "masked_lm_accuracy", "masked_lm_loss",
                                "next_sentence_accuracy", "next_sentence_loss"]
+
+
+def _value_and_grad(fn, *args):
+    args = [tf.constant(a) for a in args]
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        y = fn(*args)
+        weight = tf.constant(np.random.RandomState(0).randn(*y.shape), y.dtype)
+        total = tf.reduce_sum(y * weight)  # a non-uniform upstream gradient
+    return [y.numpy()] + [g.numpy() for g in tape.gradient(total, args)]
+
+
+def test_hand_written_gradients_match_autodiff_of_the_plain_formulas():
+    rng = np.random.RandomState(3)
+    x = rng.randn(4, 6, 8).astype(np.float32) * 3
+    gamma, beta = rng.randn(8).astype(np.float32), rng.randn(8).astype(np.float32)
+
+    def plain_layer_norm(x, g, b):
+        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return tf.nn.batch_normalization(x, mean, var, b, g, modeling.LAYER_NORM_EPSILON)
+
+    for ours, reference, args in [
+            (modeling.gelu, lambda t: tf.nn.gelu(t, approximate=False), (x,)),
+            (modeling.layer_norm, plain_layer_norm, (x, gamma, beta))]:
+        for a, b in zip(_value_and_grad(ours, *args), _value_and_grad(reference, *args)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+    labels = rng.randint(0, 8, (4, 6))
+    xent_ours = lambda t: modeling.sparse_softmax_cross_entropy(labels, t)  # noqa: E731
+    xent_tf = lambda t: tf.nn.sparse_softmax_cross_entropy_with_logits(labels, t)  # noqa: E731
+    for a, b in zip(_value_and_grad(xent_ours, x), _value_and_grad(xent_tf, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,443 @@
+"""Pretraining throughput of this project against HuggingFace `transformers` on `torch`.
+
+Usage, from the repository root:
+
+    python benchmarks/train_throughput.py [--steps 5] [--repeats 3] [--dtypes float32,bfloat16]
+
+Both sides train the same BERT pretraining model (default L=4, H=512, A=8, I=2048, vocab 30522,
+batch 32, sequence 128, dropout 0.1, masked LM at 20 positions per sequence + next sentence) from
+the same initial weights on the same random batches, with the same optimizer hyperparameters
+(AdamW, lr 1e-4 with a linear warm-up / decay schedule, weight decay 0.01 except on LayerNorm and
+bias, epsilon 1e-6, gradients clipped to global norm 1.0). Each prints examples/s; the table at the
+end gives the ratio ours / peer in float32 and in bfloat16 mixed precision.
+
+Isolation: each framework runs in its own worker process (started once, kept for all runs), and
+the parent process only sends "run" commands and collects timings. In one process the two
+frameworks' thread pools (TensorFlow's Eigen and inter-op pools, torch's OpenMP team) would share
+the two cores and slow each other down, which would flatter whichever side is measured second.
+While one worker runs, the other waits on its pipe. The parent also measures how much CPU other
+processes used during each run (from /proc/stat) and flags runs where that exceeded 10%.
+
+How "ours" is measured: through the real training path, `training.Runner.train` with
+`optimization.create_optimizer`, on a OneDeviceStrategy. Each run is one `train()` call for
+`warmup_steps + steps` more steps with `save_checkpoints_steps` out of reach, so it writes a
+checkpoint only at its very end. The runner reports progress after every `iterations_per_loop`
+steps; the benchmark wraps that report (`training._Progress`) to take a timestamp, and times from
+the report that ends the warm-up steps to the last report. So the time counted covers everything
+`train()` does per loop (the compiled loop, reading the loss and the step, logging, summaries) and
+leaves out what happens once per call: tracing the loop (which falls in the warm-up steps),
+restoring the previous run's checkpoint at the start and writing the final one.
+
+How the peer is measured: `transformers.BertForPreTraining` (attention "sdpa" by default) in
+`model.train()` mode, `torch.optim.AdamW` (its fused CPU kernel when available), and
+`torch.nn.utils.clip_grad_norm_`, with torch's default thread settings; bfloat16 is
+`torch.autocast("cpu", dtype=torch.bfloat16)` around the forward pass and loss. By default the
+peer's masked-LM head is applied only at the 20 masked positions (`model.bert(...)`, a gather,
+`model.cls.predictions(...)`), which is what ours does, so the comparison is like for like
+(`--peer_mlm=gathered`). `--peer_mlm=full` instead calls the model the usual HuggingFace way,
+`model(..., labels=..., next_sentence_label=...)` with -100 on the unmasked positions, which
+projects all 128 positions onto the vocabulary. The timed interval is `steps` steps after
+`warmup_steps` untimed ones.
+
+Runs alternate (ours float32, peer float32, ours bfloat16, peer bfloat16) `repeats` times so that
+drifts in machine speed hit both sides alike; the table reports the median of each.
+"""
+
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 5, "Timed training steps per run.")
+flags.DEFINE_integer("warmup_steps", 2, "Untimed steps at the start of each run.")
+flags.DEFINE_integer("repeats", 3, "Runs per framework and dtype; the table shows the median.")
+flags.DEFINE_integer("batch_size", 32, "Sequences per step.")
+flags.DEFINE_integer("seq_length", 128, "Tokens per sequence.")
+flags.DEFINE_integer("max_predictions", 20, "Masked-LM positions per sequence.")
+flags.DEFINE_integer("layers", 4, "Transformer layers.")
+flags.DEFINE_integer("hidden", 512, "Hidden size (heads = hidden / 64, intermediate = 4 x).")
+flags.DEFINE_integer("vocab_size", 30522, "Vocabulary size.")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Precisions to compare.")
+flags.DEFINE_list("frameworks", ["ours", "peer"], "Which sides to run.")
+flags.DEFINE_integer("iterations_per_loop", 1,
+                     "Runner steps per tf.function call (must divide --steps and --warmup_steps).")
+flags.DEFINE_enum("jit_compile", "default", ["default", "on", "off"],
+                  "XLA for our train step: TrainConfig's default, or forced on / off.")
+flags.DEFINE_string("peer_attn", "sdpa", "HuggingFace attn_implementation of the peer.")
+flags.DEFINE_enum("peer_mlm", "gathered", ["gathered", "full"],
+                  "gathered: the peer's MLM head only at the masked positions (as ours); "
+                  "full: HuggingFace's usual labels=... call (logits at every position).")
+flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate of both.")
+
+LR_WARMUP, LR_TOTAL = 10, 100000    # schedule shape; only the values, not the speed, depend on it
+LAYER_NORM_EPSILON = 1e-12          # modeling.LAYER_NORM_EPSILON (the peer must not import TF)
+TARGETS = {"float32": 1.0, "bfloat16": 1.3}
+
+
+def model_shape():
+    h = FLAGS.hidden
+    return dict(vocab_size=FLAGS.vocab_size, hidden_size=h, num_hidden_layers=FLAGS.layers,
+                num_attention_heads=max(1, h // 64), intermediate_size=4 * h, hidden_act="gelu",
+                hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                max_position_embeddings=max(512, FLAGS.seq_length), type_vocab_size=2,
+                initializer_range=0.02)
+
+
+def learning_rate_factor(step):
+    """optimization.learning_rate_schedule(1.0, LR_TOTAL, LR_WARMUP), in plain Python."""
+    if step < LR_WARMUP:
+        return step / LR_WARMUP
+    return 1.0 - min(step, LR_TOTAL) / LR_TOTAL
+
+
+def make_data(num_batches=4, seed=0):
+    """num_batches x batch_size pretraining examples, full length, as numpy arrays."""
+    rng = np.random.RandomState(seed)
+    n, s, p, v = (num_batches * FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions,
+                  FLAGS.vocab_size)
+    segment_ids = np.zeros((n, s), np.int64)
+    segment_ids[:, s // 2:] = 1
+    positions = np.sort(np.stack([rng.choice(np.arange(1, s), p, replace=False)
+                                  for _ in range(n)]), axis=1)
+    return dict(
+        input_ids=rng.randint(1000, v, (n, s)).astype(np.int64),
+        input_mask=np.ones((n, s), np.int64),
+        segment_ids=segment_ids,
+        masked_lm_positions=positions.astype(np.int64),
+        masked_lm_ids=rng.randint(1000, v, (n, p)).astype(np.int64),
+        masked_lm_weights=np.ones((n, p), np.float32),
+        next_sentence_labels=rng.randint(0, 2, (n,)).astype(np.int64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ours: training.Runner.train (runs in the "ours" worker process only)
+
+
+class Ours:
+    def __init__(self, dtype, data, initial):
+        import tensorflow as tf
+        import modeling
+        import optimization
+        import training
+        self.tf, self.training, self.modeling = tf, training, modeling
+        self.dtype = dtype
+        self.data = data
+        self.dir = tempfile.mkdtemp(prefix=f"bench_ours_{dtype}_")
+        self.strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        self.runner = training.Runner(
+            self.strategy,
+            lambda: modeling.BertPretrainer(modeling.BertConfig(**model_shape()), dtype),
+            self.dir)
+        for name, value in initial.items():
+            self.runner.model_variables[name].assign(value)
+        self.optimizer = optimization.create_optimizer(FLAGS.learning_rate, LR_TOTAL, LR_WARMUP)
+        self.step = 0
+        self.loss = None
+
+    def dataset_fn(self, ctx):
+        batch = self.training.per_replica_batch_size(ctx, FLAGS.batch_size)
+        return self.tf.data.Dataset.from_tensor_slices(self.data).repeat().batch(
+            batch, drop_remainder=True)
+
+    def run(self, warmup, steps):
+        training = self.training
+        stamps = {}
+
+        class TimedProgress(training._Progress):
+            """The runner's progress report, plus a timestamp per report."""
+
+            def update(self, step, steps_done, loss, lr):
+                stamps[step] = time.perf_counter()
+                super().update(step, steps_done, loss, lr)
+
+        kwargs = {}
+        if FLAGS.jit_compile != "default":
+            kwargs["jit_compile"] = FLAGS.jit_compile == "on"
+        config = training.TrainConfig(
+            num_train_steps=self.step + warmup + steps, train_batch_size=FLAGS.batch_size,
+            iterations_per_loop=FLAGS.iterations_per_loop, save_checkpoints_steps=10**9,
+            keep_checkpoint_max=1, **kwargs)
+        original, training._Progress = training._Progress, TimedProgress
+        try:
+            self.loss = self.runner.train(config, self.modeling.pretraining_loss, self.dataset_fn,
+                                          self.optimizer)
+        finally:
+            training._Progress = original
+        start, end = stamps[self.step + warmup], stamps[self.step + warmup + steps]
+        self.step += warmup + steps
+        return steps * FLAGS.batch_size / (end - start)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def initial_weights():
+    """A fresh model of ours: {checkpoint name: array}, copied into every model of both sides."""
+    import modeling
+    model = modeling.BertPretrainer(modeling.BertConfig(**model_shape()))
+    return {n: v.numpy() for n, v in modeling.named_variables(model).items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Peer: transformers.BertForPreTraining on torch (runs in the "peer" worker process only)
+
+
+def hf_state_dict(initial, torch):
+    """Our initial weights under HuggingFace's parameter names (Linear kernels transposed)."""
+    sd = {}
+    for name, value in initial.items():
+        if name.startswith("bert/encoder/layer_"):
+            parts = name.split("/")
+            i, rest = parts[2].split("_")[1], "/".join(parts[3:])
+            rest = rest.replace("attention/self/", "attention.self.").replace(
+                "attention/output/", "attention.output.").replace(
+                "intermediate/", "intermediate.").replace("output/", "output.")
+            key = f"bert.encoder.layer.{i}.{rest}"
+        elif name == "cls/predictions/output_bias":
+            key = "cls.predictions.bias"
+        elif name.startswith("cls/seq_relationship/"):
+            key = "cls.seq_relationship." + ("weight" if name.endswith("weights") else "bias")
+        else:
+            key = name
+        key = key.replace("/", ".").replace(".kernel", ".weight").replace(".gamma", ".weight") \
+            .replace(".beta", ".bias")
+        if key.endswith("_embeddings"):
+            key += ".weight"
+        sd[key] = torch.from_numpy(np.ascontiguousarray(value.T if name.endswith("/kernel")
+                                                        else value))
+    return sd
+
+
+class Peer:
+    def __init__(self, dtype, data, initial):
+        import torch
+        import transformers
+        self.torch = torch
+        self.dtype = dtype
+        hf_config = transformers.BertConfig(layer_norm_eps=LAYER_NORM_EPSILON, **model_shape())
+        hf_config._attn_implementation = FLAGS.peer_attn
+        self.model = transformers.BertForPreTraining(hf_config)
+        missing, unexpected = self.model.load_state_dict(hf_state_dict(initial, torch),
+                                                         strict=False)
+        # Only the tied decoder weights and the id buffers come from elsewhere.
+        assert not unexpected and all(
+            "decoder" in k or k.endswith("_ids") for k in missing), (missing, unexpected)
+        self.model.train()
+        decay = [p for n, p in self.model.named_parameters()
+                 if not any(s in n for s in ("LayerNorm", "bias"))]
+        no_decay = [p for n, p in self.model.named_parameters()
+                    if any(s in n for s in ("LayerNorm", "bias"))]
+        groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+        try:
+            self.optimizer = torch.optim.AdamW(groups, lr=FLAGS.learning_rate, betas=(0.9, 0.999),
+                                               eps=1e-6, fused=True)
+        except (RuntimeError, TypeError):
+            self.optimizer = torch.optim.AdamW(groups, lr=FLAGS.learning_rate, betas=(0.9, 0.999),
+                                               eps=1e-6, foreach=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, learning_rate_factor)
+        b = FLAGS.batch_size
+        self.batches = [{k: torch.from_numpy(v[i:i + b]) for k, v in data.items()}
+                        for i in range(0, len(data["input_ids"]), b)]
+        self.next = 0
+        self.loss = None
+
+    def _loss(self, f):
+        torch = self.torch
+        F = torch.nn.functional
+        if FLAGS.peer_mlm == "full":
+            labels = torch.full_like(f["input_ids"], -100)
+            labels.scatter_(1, f["masked_lm_positions"], f["masked_lm_ids"])
+            out = self.model(input_ids=f["input_ids"], attention_mask=f["input_mask"],
+                             token_type_ids=f["segment_ids"], labels=labels,
+                             next_sentence_label=f["next_sentence_labels"])
+            return out.loss
+        out = self.model.bert(input_ids=f["input_ids"], attention_mask=f["input_mask"],
+                              token_type_ids=f["segment_ids"])
+        seq, pooled = out.last_hidden_state, out.pooler_output
+        rows = torch.arange(seq.shape[0])[:, None]
+        logits = self.model.cls.predictions(seq[rows, f["masked_lm_positions"]])   # [B, P, V]
+        nsp_logits = self.model.cls.seq_relationship(pooled)
+        per_position = F.cross_entropy(logits.float().flatten(0, 1),
+                                       f["masked_lm_ids"].flatten(), reduction="none")
+        w = f["masked_lm_weights"].flatten()
+        mlm = (per_position * w).sum() / (w.sum() + 1e-5)
+        return mlm + F.cross_entropy(nsp_logits.float(), f["next_sentence_labels"])
+
+    def train_step(self):
+        torch = self.torch
+        f = self.batches[self.next % len(self.batches)]
+        self.next += 1
+        if self.dtype == "bfloat16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = self._loss(f)
+        else:
+            loss = self._loss(f)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    def run(self, warmup, steps):
+        for _ in range(warmup):
+            self.train_step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = self.train_step()
+        self.loss = loss.item()   # also waits for the last step (a no-op on CPU)
+        return steps * FLAGS.batch_size / (time.perf_counter() - start)
+
+    def close(self):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worker processes and the parent
+
+
+def worker(framework, argv, conn):
+    """Serves ("setup", initial) / ("run", dtype) / ("close",) for one framework."""
+    FLAGS(argv)
+    logging.set_verbosity(logging.WARNING)
+    data = make_data()
+    benches = {}
+    while True:
+        command = conn.recv()
+        if command[0] == "initial_weights":
+            conn.send(initial_weights())
+        elif command[0] == "setup":
+            cls = {"ours": Ours, "peer": Peer}[framework]
+            benches = {dtype: cls(dtype, data, command[1]) for dtype in FLAGS.dtypes}
+            conn.send(describe(framework))
+        elif command[0] == "run":
+            bench = benches[command[1]]
+            t0, c0 = time.perf_counter(), os.times()
+            rate = bench.run(FLAGS.warmup_steps, FLAGS.steps)
+            c1 = os.times()
+            conn.send((rate, bench.loss, time.perf_counter() - t0,
+                       (c1.user - c0.user) + (c1.system - c0.system)))
+        else:
+            for bench in benches.values():
+                bench.close()
+            conn.send(None)
+            return
+
+
+def describe(framework):
+    if framework == "ours":
+        import tensorflow as tf
+        threads = tf.config.threading.get_intra_op_parallelism_threads()
+        return f"tensorflow {tf.__version__} (intra-op threads: {threads or 'default'})"
+    import torch
+    import transformers
+    return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
+            f"{transformers.__version__}, attention {FLAGS.peer_attn!r}")
+
+
+def busy_cpu_seconds():
+    """CPU time all processes have used (from /proc/stat), or None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv):
+    ipl = FLAGS.iterations_per_loop
+    if FLAGS.steps % ipl or FLAGS.warmup_steps % ipl or FLAGS.warmup_steps < ipl:
+        raise app.UsageError("--iterations_per_loop must divide --steps and --warmup_steps "
+                             "(and warm-up must cover at least one loop)")
+    unknown = set(FLAGS.frameworks) - {"ours", "peer"}
+    if unknown:
+        raise app.UsageError(f"--frameworks: unknown {sorted(unknown)}; use ours and/or peer")
+    context = multiprocessing.get_context("spawn")
+    workers = {}
+    for fw in ("ours", "peer"):
+        if fw in FLAGS.frameworks or fw == "ours":   # ours also makes the shared initial weights
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=worker, args=(fw, list(sys.argv), child_end),
+                                      daemon=True)
+            process.start()
+            workers[fw] = (process, parent_end)
+    shape = model_shape()
+    print(f"model: L={shape['num_hidden_layers']} H={shape['hidden_size']} "
+          f"A={shape['num_attention_heads']} I={shape['intermediate_size']} "
+          f"V={shape['vocab_size']}; batch {FLAGS.batch_size} x {FLAGS.seq_length}, "
+          f"{FLAGS.max_predictions} masked positions; {FLAGS.warmup_steps} warm-up + "
+          f"{FLAGS.steps} timed steps per run, {FLAGS.repeats} runs; {os.cpu_count()} CPUs",
+          flush=True)
+    workers["ours"][1].send(("initial_weights",))
+    initial = workers["ours"][1].recv()
+    running = {fw: w for fw, w in workers.items() if fw in FLAGS.frameworks}
+    for fw, (_, conn) in running.items():
+        conn.send(("setup", initial))
+    for fw, (_, conn) in running.items():
+        print(f"{fw}: {conn.recv()}", flush=True)
+    del initial
+
+    rates = {}
+    try:
+        for r in range(FLAGS.repeats):
+            for dtype in FLAGS.dtypes:
+                for fw, (_, conn) in running.items():
+                    busy0 = busy_cpu_seconds()
+                    conn.send(("run", dtype))
+                    rate, loss, seconds, own_cpu = conn.recv()
+                    busy1 = busy_cpu_seconds()
+                    other = ""
+                    if busy0 is not None:
+                        share = max(0.0, (busy1 - busy0 - own_cpu) / (seconds * os.cpu_count()))
+                        other = f"  other processes' CPU {share:.0%}" + \
+                            ("  (busy machine: treat with care)" if share > 0.1 else "")
+                    rates.setdefault((fw, dtype), []).append(rate)
+                    print(f"run {r + 1}/{FLAGS.repeats}  {fw:4s} {dtype:8s}  {rate:7.2f} "
+                          f"examples/s  loss {loss:.4f}  (run took {seconds:.1f} s){other}",
+                          flush=True)
+    finally:
+        for process, conn in workers.values():
+            try:
+                conn.send(("close",))
+                conn.recv()
+            except (OSError, EOFError):
+                pass
+            process.join(timeout=30)
+
+    print()
+    print(f"Median examples/s over {FLAGS.repeats} runs (peer's MLM logits: "
+          + ("at the masked positions only, as ours" if FLAGS.peer_mlm == "gathered"
+             else "at all positions, HuggingFace's labels=... call") + ")")
+    header = f"{'dtype':9s} {'ours':>9s} {'peer':>9s} {'ours/peer':>10s} {'target':>8s}  met"
+    print(header)
+    print("-" * len(header))
+    fmt = lambda x: f"{x:9.2f}" if x is not None else f"{'-':>9s}"  # noqa: E731
+    for dtype in FLAGS.dtypes:
+        ours = statistics.median(rates[("ours", dtype)]) if ("ours", dtype) in rates else None
+        peer = statistics.median(rates[("peer", dtype)]) if ("peer", dtype) in rates else None
+        if ours and peer:
+            target = TARGETS.get(dtype)
+            ratio = ours / peer
+            met = ("yes" if ratio >= target else "no") if target else "-"
+            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {ratio:9.2f}x {target or 0:7.1f}x  {met}")
+        else:
+            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {'-':>10s}")
+
+
+if __name__ == "__main__":
+    app.run(main)

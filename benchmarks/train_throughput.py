@@ -40,7 +40,17 @@ projects all 128 positions onto the vocabulary. The timed interval is `steps` st
 `warmup_steps` untimed ones.
 
 Runs alternate (ours float32, peer float32, ours bfloat16, peer bfloat16) `repeats` times so that
-drifts in machine speed hit both sides alike; the table reports the median of each.
+drifts in machine speed hit both sides alike; the table reports the median of each, and the best
+run of each (the least disturbed one on a shared machine).
+
+Memory allocator (`--malloc`, same for both workers): torch's CPU allocator hands its large
+tensors to glibc, which by default mmaps and unmaps each one, so every torch step page-faults in
+over a gigabyte of fresh pages. What that costs depends on the kernel's state: torch was up to ~20%
+slower right after the TensorFlow worker had run than when run alone, which would flatter ours.
+By default both workers therefore run with MALLOC_MMAP_MAX_=0 and a 1 TiB MALLOC_TRIM_THRESHOLD_
+(glibc keeps freed memory in its heap and reuses it): torch then runs steadily at its best (in
+bfloat16 ~10% faster than with glibc's defaults even when alone), and ours is unaffected within
+noise. `--malloc=default` measures both with glibc's defaults.
 """
 
 import multiprocessing
@@ -81,6 +91,11 @@ flags.DEFINE_enum("peer_mlm", "gathered", ["gathered", "full"],
                   "gathered: the peer's MLM head only at the masked positions (as ours); "
                   "full: HuggingFace's usual labels=... call (logits at every position).")
 flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate of both.")
+flags.DEFINE_enum("malloc", "heap", ["heap", "default"],
+                  "heap: both workers run with MALLOC_MMAP_MAX_=0 and a large "
+                  "MALLOC_TRIM_THRESHOLD_, so glibc reuses freed memory instead of mmapping (and "
+                  "page-faulting) big tensors afresh every step; default: glibc's defaults. See "
+                  "the module docstring.")
 
 LR_WARMUP, LR_TOTAL = 10, 100000    # schedule shape; only the values, not the speed, depend on it
 LAYER_NORM_EPSILON = 1e-12          # modeling.LAYER_NORM_EPSILON (the peer must not import TF)
@@ -374,7 +389,14 @@ def main(argv):
             parent_end, child_end = context.Pipe()
             process = context.Process(target=worker, args=(fw, list(sys.argv), child_end),
                                       daemon=True)
-            process.start()
+            saved = dict(os.environ)
+            if FLAGS.malloc == "heap":   # read by glibc when the worker process starts
+                os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
+            try:
+                process.start()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
             workers[fw] = (process, parent_end)
     shape = model_shape()
     print(f"model: L={shape['num_hidden_layers']} H={shape['hidden_size']} "
@@ -420,21 +442,28 @@ def main(argv):
             process.join(timeout=30)
 
     print()
-    print(f"Median examples/s over {FLAGS.repeats} runs (peer's MLM logits: "
+    print(f"Examples/s over {FLAGS.repeats} runs each (peer's MLM logits: "
           + ("at the masked positions only, as ours" if FLAGS.peer_mlm == "gathered"
-             else "at all positions, HuggingFace's labels=... call") + ")")
-    header = f"{'dtype':9s} {'ours':>9s} {'peer':>9s} {'ours/peer':>10s} {'target':>8s}  met"
+             else "at all positions, HuggingFace's labels=... call")
+          + f"; malloc: {FLAGS.malloc})")
+    header = (f"{'dtype':9s} {'ours':>9s} {'peer':>9s} {'ours/peer':>10s} {'target':>8s}  met  "
+              f"| best: {'ours':>7s} {'peer':>7s} {'ratio':>6s}")
+    print(f"{'':9s} {'(median)':>9s} {'(median)':>9s}")
     print(header)
     print("-" * len(header))
-    fmt = lambda x: f"{x:9.2f}" if x is not None else f"{'-':>9s}"  # noqa: E731
+    fmt = lambda x, w=9: f"{x:{w}.2f}" if x is not None else f"{'-':>{w}s}"  # noqa: E731
     for dtype in FLAGS.dtypes:
-        ours = statistics.median(rates[("ours", dtype)]) if ("ours", dtype) in rates else None
-        peer = statistics.median(rates[("peer", dtype)]) if ("peer", dtype) in rates else None
+        ours_runs, peer_runs = rates.get(("ours", dtype)), rates.get(("peer", dtype))
+        ours = statistics.median(ours_runs) if ours_runs else None
+        peer = statistics.median(peer_runs) if peer_runs else None
         if ours and peer:
             target = TARGETS.get(dtype)
             ratio = ours / peer
-            met = ("yes" if ratio >= target else "no") if target else "-"
-            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {ratio:9.2f}x {target or 0:7.1f}x  {met}")
+            met = ("yes" if ratio >= target else "no ") if target else " - "
+            best = f"| best: {max(ours_runs):7.2f} {max(peer_runs):7.2f} " \
+                   f"{max(ours_runs) / max(peer_runs):5.2f}x"
+            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {ratio:9.2f}x {target or 0:7.1f}x  {met}  "
+                  f"{best}")
         else:
             print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {'-':>10s}")
 

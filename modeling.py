@@ -39,7 +39,7 @@ import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
-# LayerNorm epsilon of the original implementation (tf.contrib.layers.layer_norm's default).
+# LayerNorm epsilon of the original implementation (the TF1 layer_norm default it used).
 LAYER_NORM_EPSILON = 1e-12
 # Additive attention bias for padded positions, as the original (not -inf, so rows of pure padding
 # still give a finite softmax).

@@ -75,12 +75,11 @@ def make_examples(documents, tokenizer, rng):
     for d, doc in enumerate(documents):
         for i in range(len(doc) - 1):
             is_random = rng.random() < 0.5
-            if is_random:
-                other = documents[rng.choice([j for j in range(len(documents)) if j != d][:50])] \
-                    if len(documents) > 1 else doc
-                b = rng.choice(other)
+            if is_random and len(documents) > 1:
+                other = rng.randrange(len(documents) - 1)  # any document but this one
+                b = rng.choice(documents[other + (other >= d)])
             else:
-                b = doc[i + 1]
+                is_random, b = False, doc[i + 1]
             tokens = ["[CLS]"] + tokenizer.tokenize(doc[i]) + ["[SEP]"]
             segment_b = tokenizer.tokenize(b) + ["[SEP]"]
             segments = [0] * len(tokens) + [1] * len(segment_b)

@@ -107,9 +107,12 @@ def printable_text(text):
 
 def load_vocab(vocab_file):
     """Loads a vocabulary file (one token per line) into an OrderedDict."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    with tf.io.gfile.GFile(vocab_file, "rb") as reader:
+    if "://" in vocab_file:  # gs:// and the other filesystems only TensorFlow reads
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        opener = lambda path: tf.io.gfile.GFile(path, "rb")
+    else:  # local files without importing TensorFlow (seconds, in every data worker)
+        opener = lambda path: open(path, "rb")
+    with opener(vocab_file) as reader:
         lines = reader.read().split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline ending the last line starts no new line
@@ -396,6 +399,7 @@ class FullTokenizer:
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self._cache = {}
+        self._id_cache = {}
 
     def tokenize(self, text):
         output = []
@@ -405,6 +409,22 @@ class FullTokenizer:
             if pieces is None:
                 pieces = self._tokenize_chunk(chunk)
             output.extend(pieces)
+        return output
+
+    def tokenize_to_ids(self, text):
+        """``convert_tokens_to_ids(tokenize(text))``, memoised per chunk (for data pipelines)."""
+        output = []
+        cache = self._id_cache
+        for chunk in _split_chunks(convert_to_unicode(text)):
+            ids = cache.get(chunk)
+            if ids is None:
+                pieces = self._cache.get(chunk) or self._tokenize_chunk(chunk)
+                ids = tuple(convert_by_vocab(self.vocab, pieces))
+                if len(chunk) <= _MAX_CACHED_CHUNK_CHARS:
+                    if len(cache) >= CACHE_LIMIT:
+                        cache.clear()
+                    cache[chunk] = ids
+            output.extend(ids)
         return output
 
     def _tokenize_chunk(self, chunk):

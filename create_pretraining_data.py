@@ -1,0 +1,782 @@
+"""Create masked-LM / next-sentence pretraining data: TFRecord files of `tf.train.Example`.
+
+The original BERT command line runs unchanged:
+
+    python3 create_pretraining_data.py --input_file=./sample_text.txt \\
+        --output_file=/tmp/tf_examples.tfrecord --vocab_file=$BERT_BASE_DIR/vocab.txt \\
+        --do_lower_case=True --max_seq_length=128 --max_predictions_per_seq=20 \\
+        --masked_lm_prob=0.15 --random_seed=12345 --dupe_factor=5
+
+Input: plain UTF-8 text, one sentence per line, documents separated by blank lines. Output: records
+with the original features (`input_ids`, `input_mask`, `segment_ids`, `masked_lm_positions`,
+`masked_lm_ids`, `masked_lm_weights`, `next_sentence_labels`), spread round-robin over the
+comma-separated `--output_file`s, each written under a temporary name and renamed when complete.
+
+The algorithm is the original's (see `InstanceMaker`). What differs is how the work is organised:
+the original read the whole corpus and held every instance in memory on one core. Here the input is
+cut at document breaks into blocks of about `--block_size_mb`; each block is tokenized, turned into
+`--dupe_factor` passes of instances (random next sentences come from other documents of the same
+block), shuffled and serialized by one of `--num_workers` processes, and blocks are written in input
+order. Memory therefore stays bounded by a few blocks per worker whatever the input size, and the
+output depends on the seed and the block size but not on the number of workers. Instances are
+shuffled within a block, not across the whole corpus; write several output files when you want
+training to interleave distant parts of a large corpus. A corpus smaller than one block is
+processed exactly like the original: one document pool, one shuffle.
+
+Progress goes to stderr; the end prints instances, tokens, the masked share, the 80/10/10 split of
+the masked tokens and the share of random-next pairs.
+"""
+import dataclasses
+import glob
+import multiprocessing
+import os
+import random
+import struct
+import sys
+import threading
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+import tokenization
+
+flags.DEFINE_string("input_file", None,
+                    "Input raw text file (or comma-separated list of files, globs allowed).")
+flags.DEFINE_string("output_file", None,
+                    "Output TF example file (or comma-separated list of files).")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool("do_lower_case", True,
+                  "Whether to lower case the input text. Should be True for uncased models and "
+                  "False for cased models.")
+flags.DEFINE_bool("do_whole_word_mask", False,
+                  "Whether to use whole word masking rather than per-WordPiece masking.")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
+flags.DEFINE_integer("max_predictions_per_seq", 20,
+                     "Maximum number of masked LM predictions per sequence.")
+flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
+flags.DEFINE_integer("dupe_factor", 10,
+                     "Number of times to duplicate the input data (with different masks).")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
+flags.DEFINE_float("short_seq_prob", 0.1,
+                   "Probability of creating sequences which are shorter than the maximum length.")
+flags.DEFINE_integer("num_workers", len(os.sched_getaffinity(0)),
+                     "Processes that create instances (default: the CPUs available). The output "
+                     "does not depend on it.")
+flags.DEFINE_float("block_size_mb", 1.0,
+                   "Input is processed in blocks of about this many MB of text, cut at document "
+                   "breaks; random next sentences and the shuffle stay within a block. The output "
+                   "depends on it.")
+FLAGS = flags.FLAGS
+
+FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
+            "masked_lm_weights", "next_sentence_labels")
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to turn a block of text into serialized records."""
+    vocab_file: str
+    do_lower_case: bool = True
+    do_whole_word_mask: bool = False
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    random_seed: int = 12345
+    dupe_factor: int = 10
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    num_outputs: int = 1
+
+    def validate(self):
+        problems = []
+        if self.max_seq_length < 5:
+            problems.append("--max_seq_length=%d: need at least 5 ([CLS] A [SEP] B [SEP])"
+                            % self.max_seq_length)
+        if self.max_predictions_per_seq < 1:
+            problems.append("--max_predictions_per_seq must be at least 1")
+        if not 0.0 < self.masked_lm_prob <= 1.0:
+            problems.append("--masked_lm_prob=%g: expected a value in (0, 1]" % self.masked_lm_prob)
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            problems.append("--short_seq_prob=%g: expected a value in [0, 1]" % self.short_seq_prob)
+        if self.dupe_factor < 1:
+            problems.append("--dupe_factor must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclasses.dataclass
+class Counts:
+    """What a block produced; added up for progress and the summary."""
+    bytes: int = 0
+    documents: int = 0
+    instances: int = 0
+    tokens: int = 0
+    masked: int = 0
+    masked_as_mask: int = 0
+    masked_kept: int = 0
+    random_next: int = 0
+
+    def add(self, other):
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@dataclasses.dataclass
+class Instance:
+    """One training example: ids with [CLS] A [SEP] B [SEP], after masking."""
+    input_ids: list
+    len_a: int                 # tokens of segment A; segment B starts at len_a + 2
+    masked_lm_positions: list  # sorted
+    masked_lm_ids: list        # the original ids at those positions
+    is_random_next: bool
+
+
+class InstanceMaker:
+    """The original algorithm, on token ids.
+
+    Per document: one target length (the budget `max_seq_length - 3`, or with `short_seq_prob` a
+    random length from 2 to the budget); sentences accumulate until the target is reached or the
+    document ends; A takes a random number (at least one) of them; B is the rest, or -- when only
+    one sentence accumulated, or with probability 0.5 -- the continuation of a random other
+    document, in which case the sentences A did not take are used again. The longer of A and B
+    loses a token from its front or back at random until both fit. Then
+    `min(max_predictions_per_seq, max(1, round(len(tokens) * masked_lm_prob)))` positions other
+    than [CLS]/[SEP] are masked, in random order (with whole-word masking, whole words that still
+    fit); each becomes [MASK] with probability 0.8, a random vocabulary id with 0.1, and stays with
+    0.1.
+
+    The random draws follow the original's, except where a cheaper draw has the same
+    distribution: the masked positions are drawn directly (or, with whole words, by a shuffle that
+    stops once enough are chosen) instead of shuffling all candidates first, and random integers
+    come from `random()` rather than `randint()`.
+    """
+
+    def __init__(self, settings, vocab):
+        self.settings = settings
+        self.vocab_size = len(vocab)
+        self.cls_id, self.sep_id, self.mask_id = (vocab[t] for t in ("[CLS]", "[SEP]", "[MASK]"))
+        size = max(vocab.values()) + 1
+        self.is_continuation = bytearray(size)
+        for token, index in vocab.items():
+            if token.startswith("##"):
+                self.is_continuation[index] = 1
+        self.counts = Counts()  # what masked() produced so far
+
+    def from_documents(self, documents, rng):
+        """All instances of `dupe_factor` passes over `documents` (lists of id lists), shuffled."""
+        instances = []
+        for _ in range(self.settings.dupe_factor):
+            for index in range(len(documents)):
+                instances.extend(self.from_document(documents, index, rng))
+        rng.shuffle(instances)
+        return instances
+
+    def from_document(self, documents, index, rng):
+        document = documents[index]
+        budget = self.settings.max_seq_length - 3
+        target = budget
+        if rng.random() < self.settings.short_seq_prob:
+            target = _randint(rng, 2, budget)
+        instances = []
+        chunk, chunk_length = [], 0
+        i = 0
+        while i < len(document):
+            chunk.append(document[i])
+            chunk_length += len(document[i])
+            if i == len(document) - 1 or chunk_length >= target:
+                a_end = _randint(rng, 1, len(chunk) - 1) if len(chunk) >= 2 else 1
+                tokens_a = _concat(chunk[:a_end])
+                if len(chunk) == 1 or rng.random() < 0.5:
+                    is_random_next = True
+                    tokens_b = _random_continuation(documents, index, target - len(tokens_a), rng)
+                    i -= len(chunk) - a_end  # the sentences A left are used again
+                else:
+                    is_random_next = False
+                    tokens_b = _concat(chunk[a_end:])
+                _truncate_pair(tokens_a, tokens_b, budget, rng)
+                instances.append(self.masked(tokens_a, tokens_b, is_random_next, rng))
+                chunk, chunk_length = [], 0
+            i += 1
+        return instances
+
+    def masked(self, tokens_a, tokens_b, is_random_next, rng):
+        ids = [self.cls_id, *tokens_a, self.sep_id, *tokens_b, self.sep_id]
+        len_a = len(tokens_a)
+        settings = self.settings
+        num_to_predict = min(settings.max_predictions_per_seq,
+                             max(1, int(round(len(ids) * settings.masked_lm_prob))))
+        if settings.do_whole_word_mask:
+            positions = self._whole_word_positions(ids, len_a, num_to_predict, rng)
+        else:
+            # The first k of a shuffled candidate list is a uniform k-subset: draw it directly.
+            # Candidate c is position c + 1 in A, c + 2 in B (after [CLS], and A's [SEP]).
+            positions = sorted(c + 1 if c < len_a else c + 2
+                               for c in _sample(rng, len(ids) - 3, num_to_predict))
+        labels = [ids[p] for p in positions]
+        uniform, counts = rng.random, self.counts
+        for p in positions:
+            if uniform() < 0.8:
+                ids[p] = self.mask_id
+                counts.masked_as_mask += 1
+            elif uniform() < 0.5:
+                counts.masked_kept += 1
+            else:
+                ids[p] = int(uniform() * self.vocab_size)
+        counts.instances += 1
+        counts.tokens += len(ids)
+        counts.masked += len(positions)
+        counts.random_next += is_random_next
+        return Instance(ids, len_a, positions, labels, is_random_next)
+
+    def _whole_word_positions(self, ids, len_a, num_to_predict, rng):
+        """Whole words (a token and its "##" pieces) in random order, while they still fit."""
+        groups = []
+        continuation = self.is_continuation
+        for p in (*range(1, len_a + 1), *range(len_a + 2, len(ids) - 1)):
+            # As the original: a "##" piece joins the group before it, even across the [SEP].
+            if groups and continuation[ids[p]]:
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        positions = []
+        # A Fisher-Yates shuffle, stopped once enough positions are chosen.
+        for j in range(len(groups)):
+            if len(positions) >= num_to_predict:
+                break
+            r = _randint(rng, j, len(groups) - 1)
+            groups[j], groups[r] = groups[r], groups[j]
+            if len(positions) + len(groups[j]) <= num_to_predict:
+                positions.extend(groups[j])
+        positions.sort()
+        return positions
+
+
+def _randint(rng, a, b):
+    """Like rng.randint(a, b), a fraction of the cost (bias below 2**-40 for any b - a here)."""
+    return a + int(rng.random() * (b - a + 1))
+
+
+def _sample(rng, n, k):
+    """A uniformly random subset of min(k, n) of range(n) (k is small next to n here)."""
+    if k >= n:
+        return range(n)
+    chosen = set()
+    while len(chosen) < k:
+        chosen.add(int(rng.random() * n))
+    return chosen
+
+
+def _concat(sentences):
+    tokens = []
+    for sentence in sentences:
+        tokens.extend(sentence)
+    return tokens
+
+
+def _random_continuation(documents, index, target_length, rng):
+    """Sentences from a random point of a random other document, up to `target_length` tokens."""
+    for _ in range(10):
+        other = _randint(rng, 0, len(documents) - 1)
+        if other != index:
+            break
+    document = documents[other]
+    tokens = []
+    for j in range(_randint(rng, 0, len(document) - 1), len(document)):
+        tokens.extend(document[j])
+        if len(tokens) >= target_length:
+            break
+    return tokens
+
+
+def _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
+    """Shortens the longer list, from the front or the back at random, until both fit."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+# ---------------------------------------------------------------------------
+# Serialization: tf.train.Example protos and TFRecord framing, without TensorFlow (importing it
+# would cost each worker seconds). tests/test_create_pretraining_data.py checks the bytes against
+# tf.train.Example and tf.io.TFRecordWriter.
+# ---------------------------------------------------------------------------
+
+
+def _varint(value):
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class ExampleEncoder:
+    """Instances -> serialized `tf.train.Example`s with the original features.
+
+    An Example is `features` (field 1) holding one map entry (field 1) per feature: key (1) and a
+    Feature (2) whose int64_list (3) or float_list (2) holds the packed values (1). Every feature
+    has a fixed number of values, so everything but the varint-packed ids and positions is the
+    same for all records, and the bytes in front of each feature's values are precomputed.
+    """
+
+    _INT64, _FLOAT = b"\x1a", b"\x12"
+
+    def __init__(self, max_seq_length, max_predictions_per_seq, vocab_size):
+        self.seq, self.pred = max_seq_length, max_predictions_per_seq
+        self._varints = [_varint(v) for v in range(max(vocab_size, max_seq_length) + 1)]
+        self._prefixes = {}
+        self._weights = [struct.pack("<%df" % self.pred, *([1.0] * k + [0.0] * (self.pred - k)))
+                         for k in range(self.pred + 1)]
+        self._next_sentence = [self._prefix("next_sentence_labels", self._INT64, 1) + bytes([v])
+                               for v in (0, 1)]
+
+    def _prefix(self, name, kind, num_bytes):
+        """The bytes of a feature's map entry before its `num_bytes` bytes of packed values."""
+        key = (name, num_bytes)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            values = b"\x0a" + _varint(num_bytes)                      # Int64List/FloatList.value
+            feature = kind + _varint(len(values) + num_bytes)          # Feature.int64/float_list
+            name_field = b"\x0a" + _varint(len(name)) + name.encode()  # entry key
+            value_size = len(feature) + len(values) + num_bytes
+            entry_size = len(name_field) + 1 + len(_varint(value_size)) + value_size
+            prefix = (b"\x0a" + _varint(entry_size) + name_field + b"\x12" + _varint(value_size)
+                      + feature + values)
+            self._prefixes[key] = prefix
+        return prefix
+
+    def _ints(self, name, values, length):
+        packed = b"".join(map(self._varints.__getitem__, values)) + bytes(length - len(values))
+        return self._prefix(name, self._INT64, len(packed)) + packed
+
+    def encode(self, instance):
+        n, s = len(instance.input_ids), self.seq
+        k, p = len(instance.masked_lm_positions), self.pred
+        b_start = instance.len_a + 2
+        features = b"".join((
+            self._ints("input_ids", instance.input_ids, s),
+            self._prefix("input_mask", self._INT64, s), b"\x01" * n, bytes(s - n),
+            self._prefix("segment_ids", self._INT64, s),
+            bytes(b_start), b"\x01" * (n - b_start), bytes(s - n),
+            self._ints("masked_lm_positions", instance.masked_lm_positions, p),
+            self._ints("masked_lm_ids", instance.masked_lm_ids, p),
+            self._prefix("masked_lm_weights", self._FLOAT, 4 * p), self._weights[k],
+            self._next_sentence[instance.is_random_next],
+        ))
+        return b"\x0a" + _varint(len(features)) + features
+
+
+def _crc32c_table(bits):
+    """CRC-32C of `bits` bit-steps on each register value below 2**bits."""
+    crc = np.arange(2 ** bits, dtype=np.uint32)
+    for _ in range(bits):
+        crc = np.where(crc & 1, (crc >> 1) ^ np.uint32(0x82F63B78), crc >> 1).astype(np.uint32)
+    return crc
+
+
+_CRC32C_BYTE, _CRC32C_PAIR = _crc32c_table(8), _crc32c_table(16)
+
+
+def crc32c_many(datas):
+    """CRC-32C (Castagnoli) of each bytes object in `datas`, as a uint32 array.
+
+    Pure Python would cost ~100 ns per byte; here one numpy step advances every record by two
+    bytes (a 64K-entry table: the bits above the low 16 only shift down in 16 steps), so the cost
+    of a step is shared by all the records of a block.
+    """
+    n = len(datas)
+    lengths = np.fromiter(map(len, datas), np.int64, n)
+    order = np.argsort(-lengths, kind="stable")
+    lengths = lengths[order]  # longest first: the records still running are a prefix
+    width = int(lengths[0]) + 1 & ~1 if n else 0
+    data = np.zeros((n, width), np.uint8)
+    data[np.arange(width) < lengths[:, None]] = np.frombuffer(
+        b"".join(datas[i] for i in order), np.uint8)
+    words = np.ascontiguousarray(data.view("<u2").T).astype(np.uint32)  # [width / 2, n]
+    running = n - np.cumsum(np.bincount(lengths, minlength=width + 1))  # rows longer than i
+    crc = np.full(n, 0xFFFFFFFF, np.uint32)
+    for step in range(width // 2):
+        both, first = running[2 * step + 1], running[2 * step]  # rows with both bytes, with one
+        c = crc[:both]
+        crc[:both] = _CRC32C_PAIR[(c ^ words[step, :both]) & 0xFFFF] ^ (c >> 16)
+        if first > both:  # the last byte of odd-length records
+            c = crc[both:first]
+            crc[both:first] = _CRC32C_BYTE[(c ^ words[step, both:first]) & 0xFF] ^ (c >> 8)
+    result = np.empty(n, np.uint32)
+    result[order] = crc ^ np.uint32(0xFFFFFFFF)
+    return result
+
+
+def _masked_crc(crc):
+    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)
+
+
+def tfrecord_frames(records):
+    """Each record framed as TFRecord: length, masked CRC of the length, data, masked CRC."""
+    headers = [struct.pack("<Q", len(r)) for r in records]
+    header_crcs = _masked_crc(crc32c_many(headers)).tolist()
+    data_crcs = _masked_crc(crc32c_many(records)).tolist()
+    return [h + struct.pack("<I", hc) + r + struct.pack("<I", dc)
+            for h, hc, r, dc in zip(headers, header_crcs, records, data_crcs)]
+
+
+# ---------------------------------------------------------------------------
+# Blocks: reading the input in document-aligned pieces, and a worker's work on one.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Block:
+    index: int
+    path: str
+    first_line: int
+    data: bytes
+
+
+def is_remote(path):
+    return "://" in path
+
+
+def expand_input_patterns(patterns):
+    """Comma-separated files or globs -> sorted paths; a pattern matching nothing is an error."""
+    paths = []
+    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+        if is_remote(pattern):
+            import tensorflow as tf  # only for gs:// and other tf.io.gfile filesystems
+            matches = tf.io.gfile.glob(pattern)
+        else:
+            matches = glob.glob(pattern)
+        if not matches:
+            raise FileNotFoundError("--input_file: %r matches no file" % pattern)
+        paths.extend(sorted(matches))
+    return paths
+
+
+def _open_binary(path):
+    if is_remote(path):
+        import tensorflow as tf
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
+
+
+def _size_of(path):
+    if is_remote(path):
+        import tensorflow as tf
+        return tf.io.gfile.stat(path).length
+    return os.path.getsize(path)
+
+
+def _last_document_break(data):
+    return max(data.rfind(b"\n\n"), data.rfind(b"\n\r\n"))
+
+
+def read_blocks(paths, block_size):
+    """Yields `Block`s of about `block_size` bytes that end at a document break (or file end)."""
+    index = 0
+    for path in paths:
+        if _size_of(path) == 0:
+            logging.warning("%s is empty; skipping it.", path)
+            continue
+        split_warned = saw_break = False
+        first_line = 1
+        pending = b""
+        with _open_binary(path) as f:
+            while True:
+                data = f.read(block_size)
+                pending += data
+                if data and len(pending) < block_size:
+                    continue
+                if not data:
+                    cut = len(pending)
+                else:
+                    cut = _last_document_break(pending) + 1
+                    if cut == 0:
+                        cut = pending.rfind(b"\n") + 1
+                        if cut == 0:
+                            continue  # one line longer than a block: read on
+                        if not split_warned:
+                            logging.warning(
+                                "%s: a document longer than --block_size_mb=%g MB (line %d on) "
+                                "is split into several. Separate documents with blank lines.",
+                                path, block_size / 1e6, first_line)
+                            split_warned = True
+                if cut:
+                    block = Block(index, path, first_line, pending[:cut])
+                    saw_break = saw_break or _last_document_break(block.data) >= 0
+                    first_line += block.data.count(b"\n")
+                    index += 1
+                    pending = pending[cut:]
+                    yield block
+                if not data:
+                    break
+        if not saw_break and first_line > 2:
+            logging.warning("%s has no blank lines between documents, so it is read as one "
+                            "document: next-sentence pairs then pair parts of that document.", path)
+
+
+def _decode(block):
+    try:
+        return block.data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = block.first_line + block.data.count(b"\n", 0, err.start)
+        column = err.start - (block.data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ValueError("%s line %d, column %d: not valid UTF-8 (byte 0x%02x); the input must "
+                         "be UTF-8 text" % (block.path, line, column, block.data[err.start])) from None
+
+
+def read_documents(text, tokenizer):
+    """Documents (lists of non-empty sentences, each a list of ids) of one block of text."""
+    documents = [[]]
+    tokenize = tokenizer.tokenize_to_ids
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line:
+            if documents[-1]:
+                documents.append([])
+            continue
+        ids = tokenize(line)
+        if ids:
+            documents[-1].append(ids)
+    if not documents[-1]:
+        documents.pop()
+    return documents
+
+
+class BlockWorker:
+    """Turns a block into TFRecord frames, grouped by output file (round-robin from the block's
+    first record), with its `Counts`."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.tokenizer = tokenization.FullTokenizer(settings.vocab_file, settings.do_lower_case)
+        self.maker = InstanceMaker(settings, self.tokenizer.vocab)
+        self.encoder = ExampleEncoder(settings.max_seq_length, settings.max_predictions_per_seq,
+                                      max(self.tokenizer.vocab.values()) + 1)
+
+    def __call__(self, block):
+        documents = read_documents(_decode(block), self.tokenizer)
+        # A seed per block, so that blocks can be processed anywhere and in any order.
+        rng = random.Random("%d/%d" % (self.settings.random_seed, block.index))
+        rng.shuffle(documents)
+        self.maker.counts = counts = Counts(bytes=len(block.data), documents=len(documents))
+        instances = self.maker.from_documents(documents, rng) if documents else []
+        frames = tfrecord_frames([self.encoder.encode(i) for i in instances]) if instances else []
+        n = self.settings.num_outputs
+        groups = [b"".join(frames[r::n]) for r in range(n)]
+        examples = [self.describe(i) for i in instances[:3]] if block.index == 0 else []
+        return groups, counts, examples
+
+    def describe(self, instance):
+        tokens = self.tokenizer.convert_ids_to_tokens(instance.input_ids)
+        labels = self.tokenizer.convert_ids_to_tokens(instance.masked_lm_ids)
+        return "tokens: %s\nmasked_lm_positions: %s\nmasked_lm_labels: %s\nis_random_next: %s" % (
+            " ".join(tokens), instance.masked_lm_positions, " ".join(labels),
+            instance.is_random_next)
+
+
+_WORKER = None
+
+
+def _init_worker(settings):
+    global _WORKER
+    _WORKER = BlockWorker(settings)
+
+
+def _work(block):
+    return _WORKER(block)
+
+
+def process_blocks(blocks, settings, num_workers):
+    """Yields each block's result, in block order, from `num_workers` processes."""
+    if num_workers <= 1:
+        worker = BlockWorker(settings)
+        yield from map(worker, blocks)
+        return
+    # fork is cheapest, but not once TensorFlow's threads exist in this process (tests, gs://).
+    context = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+    # Pool.imap would read the whole input ahead into memory; the semaphore lets it run at most
+    # two blocks per worker ahead of the results written so far.
+    ahead = threading.BoundedSemaphore(2 * num_workers)
+
+    def throttled():
+        for block in blocks:
+            ahead.acquire()
+            yield block
+
+    with context.Pool(num_workers, _init_worker, (settings,)) as pool:
+        for result in pool.imap(_work, throttled(), chunksize=1):
+            yield result
+            ahead.release()
+
+
+# ---------------------------------------------------------------------------
+# Output files: temporary names, renamed when complete.
+# ---------------------------------------------------------------------------
+
+
+class OutputFiles:
+    def __init__(self, paths):
+        self.paths = paths
+        self.temp_paths = [_temp_name(p) for p in paths]
+        self.files = []
+        for path, temp in zip(paths, self.temp_paths):
+            parent = os.path.dirname(path)
+            if parent and not is_remote(path):
+                os.makedirs(parent, exist_ok=True)
+            self.files.append(_open_output(temp))
+        self.written = 0
+
+    def write(self, groups):
+        """Writes one block's record groups so that round-robin continues across blocks."""
+        n = len(self.files)
+        for r, data in enumerate(groups):
+            self.files[(self.written + r) % n].write(data)
+
+    def advance(self, num_records):
+        self.written += num_records
+
+    def commit(self):
+        for f in self.files:
+            f.close()
+        for temp, path in zip(self.temp_paths, self.paths):
+            _rename(temp, path)
+
+    def abort(self):
+        for f, temp in zip(self.files, self.temp_paths):
+            f.close()
+            _remove(temp)
+
+
+def _temp_name(path):
+    head, tail = os.path.split(path)
+    return os.path.join(head, ".%s.tmp-%d" % (tail, os.getpid()))
+
+
+def _open_output(path):
+    if is_remote(path):
+        import tensorflow as tf
+        return tf.io.gfile.GFile(path, "wb")
+    return open(path, "wb")
+
+
+def _rename(src, dst):
+    if is_remote(dst):
+        import tensorflow as tf
+        tf.io.gfile.rename(src, dst, overwrite=True)
+    else:
+        os.replace(src, dst)
+
+
+def _remove(path):
+    try:
+        if is_remote(path):
+            import tensorflow as tf
+            tf.io.gfile.remove(path)
+        else:
+            os.remove(path)
+    except (OSError, IOError):
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Progress and the driver.
+# ---------------------------------------------------------------------------
+
+
+class Progress:
+    def __init__(self, total_bytes, interval=2.0):
+        self.total_mb = total_bytes / 1e6
+        self.start = self.last = time.time()
+        self.interval = interval
+        self.counts = Counts()
+
+    def update(self, counts, final=False):
+        self.counts.add(counts)
+        now = time.time()
+        if final or now - self.last >= self.interval:
+            self.last = now
+            c = self.counts
+            mb = c.bytes / 1e6
+            print("%d documents, %d instances, %.1f of %.1f MB, %.2f MB/s"
+                  % (c.documents, c.instances, mb, self.total_mb,
+                     mb / max(now - self.start, 1e-9)), file=sys.stderr, flush=True)
+
+    def summary(self):
+        c = self.counts
+        seconds = time.time() - self.start
+        share = lambda part, whole: 100.0 * part / whole if whole else 0.0
+        return ("%d instances, %d tokens (%.1f per instance), %d documents, %.1f MB in %.1f s "
+                "(%.2f MB/s, %.0f instances/s); masked %.2f%% of tokens (%.1f%% [MASK], %.1f%% "
+                "random, %.1f%% kept); random next sentence in %.1f%% of pairs" % (
+                    c.instances, c.tokens, c.tokens / max(c.instances, 1), c.documents,
+                    c.bytes / 1e6, seconds, c.bytes / 1e6 / max(seconds, 1e-9),
+                    c.instances / max(seconds, 1e-9), share(c.masked, c.tokens),
+                    share(c.masked_as_mask, c.masked),
+                    share(c.masked - c.masked_as_mask - c.masked_kept, c.masked),
+                    share(c.masked_kept, c.masked), share(c.random_next, c.instances)))
+
+
+def check_vocab(vocab_file):
+    vocab = tokenization.load_vocab(vocab_file)
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise ValueError("%s lacks the special tokens %s that pretraining data needs (a BERT "
+                         "vocab.txt has [PAD], [UNK], [CLS], [SEP], [MASK])"
+                         % (vocab_file, ", ".join(missing)))
+
+
+def create_pretraining_data(input_patterns, output_paths, settings, num_workers=1,
+                            block_size=1_000_000):
+    """Writes the records for `input_patterns` to `output_paths`; returns the `Progress`."""
+    settings.validate()
+    check_vocab(settings.vocab_file)
+    paths = expand_input_patterns(input_patterns)
+    total = sum(map(_size_of, paths))
+    progress = Progress(total)
+    outputs = OutputFiles(output_paths)
+    try:
+        blocks = read_blocks(paths, block_size)
+        for groups, counts, examples in process_blocks(blocks, settings, num_workers):
+            for example in examples:
+                logging.info("*** Example ***\n%s", example)
+            outputs.write(groups)
+            outputs.advance(counts.instances)
+            progress.update(counts)
+        if progress.counts.instances == 0:
+            raise ValueError("no instances: %s hold%s no text" % (
+                ", ".join(paths), "s" if len(paths) == 1 else ""))
+    except BaseException:
+        outputs.abort()
+        raise
+    outputs.commit()
+    progress.update(Counts(), final=True)
+    return progress
+
+
+def main(argv):
+    del argv
+    settings = Settings(
+        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+        do_whole_word_mask=FLAGS.do_whole_word_mask, max_seq_length=FLAGS.max_seq_length,
+        max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
+        dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
+        short_seq_prob=FLAGS.short_seq_prob,
+        num_outputs=len([p for p in FLAGS.output_file.split(",") if p.strip()]))
+    outputs = [p.strip() for p in FLAGS.output_file.split(",") if p.strip()]
+    progress = create_pretraining_data(FLAGS.input_file, outputs, settings,
+                                       max(1, FLAGS.num_workers),
+                                       int(FLAGS.block_size_mb * 1e6))
+    logging.info("Wrote %s", ", ".join(outputs))
+    print(progress.summary(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("input_file")
+    flags.mark_flag_as_required("output_file")
+    flags.mark_flag_as_required("vocab_file")
+    app.run(main)

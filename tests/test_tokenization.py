@@ -289,6 +289,15 @@ def test_fast_path_matches_direct_port_on_english_corpus(real_vocab, corpus, low
     assert mismatch is None, mismatch
 
 
+@pytest.mark.parametrize("lower", [True, False])
+def test_tokenize_to_ids_matches_tokenize(real_vocab, corpus, lower):
+    tokenizer = tokenization.FullTokenizer(real_vocab, do_lower_case=lower)
+    sample = corpus[::5] + MULTILINGUAL_SAMPLE + ["", " \x0b\t ", "x\x1fy"]
+    for text in sample + sample:  # the second pass reads the memo
+        assert tokenizer.tokenize_to_ids(text) == tokenizer.convert_tokens_to_ids(
+            tokenizer.tokenize(text)), text
+
+
 MULTILINGUAL_SAMPLE = [
     "自然语言处理是人工智能的一个重要方向。我们今天去北京大学。",
     "東京都は日本の首都です。ひらがな、カタカナ、漢字を混ぜて書きます。ｶﾀｶﾅもあります。",

@@ -445,3 +445,52 @@ class FullTokenizer:
 
     def convert_ids_to_tokens(self, ids):
         return convert_by_vocab(self.inv_vocab, ids)
+
+
+# ---------------------------------------------------------------------------
+# Model inputs: [CLS] A [SEP] (B [SEP]), as every fine-tuning script builds them.
+# ---------------------------------------------------------------------------
+
+
+def truncate_seq_pair(tokens_a, tokens_b, max_length):
+    """Shortens the longer list from its end, one token at a time, until both fit in `max_length`.
+
+    The original's rule for fine-tuning inputs: it keeps the shorter text whole where it can,
+    which suits pairs whose texts matter equally. Modifies the lists in place.
+    """
+    while len(tokens_a) + len(tokens_b) > max_length:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
+
+
+class EncodedPair:
+    """`input_ids`, `input_mask`, `segment_ids` padded to the sequence length, and the tokens."""
+
+    def __init__(self, tokens, segment_ids, max_seq_length, vocab, truncated):
+        self.tokens = tokens
+        self.truncated = truncated  # whether text was cut to fit
+        pad = max_seq_length - len(tokens)
+        self.input_ids = convert_by_vocab(vocab, tokens) + [0] * pad
+        self.input_mask = [1] * len(tokens) + [0] * pad
+        self.segment_ids = segment_ids + [0] * pad
+
+
+def encode_pair(tokenizer, text_a, text_b=None, max_seq_length=128):
+    """`[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]` for a `FullTokenizer`, truncated as the original.
+
+    Single texts keep their first `max_seq_length - 2` tokens; pairs go through
+    `truncate_seq_pair` to `max_seq_length - 3`.
+    """
+    tokens_a = tokenizer.tokenize(text_a)
+    tokens_b = tokenizer.tokenize(text_b) if text_b is not None else None
+    length = len(tokens_a) + (len(tokens_b) if tokens_b is not None else 0)
+    if tokens_b is not None:
+        truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
+    else:
+        del tokens_a[max_seq_length - 2:]
+    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+    segment_ids = [0] * len(tokens)
+    if tokens_b is not None:
+        tokens += tokens_b + ["[SEP]"]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    truncated = len(tokens_a) + (len(tokens_b) if tokens_b is not None else 0) < length
+    return EncodedPair(tokens, segment_ids, max_seq_length, tokenizer.vocab, truncated)

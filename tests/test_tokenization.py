@@ -528,3 +528,32 @@ def test_fuzz_oracle_disagreements_are_explained(fuzz, real_tokenizers, lower):
           % (lower, 100.0 * differing / len(fuzz), len(fuzz),
              100.0 * differing_assigned / assigned, assigned, dict(classes)))
     assert differing_assigned < 0.02 * assigned
+
+
+def test_encode_pair_single_and_pair(lower_tokenizer):
+    single = tokenization.encode_pair(lower_tokenizer, "UNwant\u00E9d,running", None, 8)
+    assert single.tokens == ["[CLS]", "un", "##want", "##ed", ",", "runn", "##ing", "[SEP]"]
+    assert single.segment_ids == [0] * 8 and single.input_mask == [1] * 8
+    assert not single.truncated
+    assert single.input_ids == lower_tokenizer.convert_tokens_to_ids(single.tokens)
+
+    short = tokenization.encode_pair(lower_tokenizer, "running", None, 6)
+    assert short.tokens == ["[CLS]", "runn", "##ing", "[SEP]"]
+    assert short.input_ids[4:] == [0, 0] and short.input_mask == [1, 1, 1, 1, 0, 0]
+
+    cut = tokenization.encode_pair(lower_tokenizer, "UNwant\u00E9d,running", None, 5)
+    assert cut.tokens == ["[CLS]", "un", "##want", "##ed", "[SEP]"] and cut.truncated
+
+    pair = tokenization.encode_pair(lower_tokenizer, "unwanted running", "running", 9)
+    assert pair.tokens == ["[CLS]", "un", "##want", "##ed", "runn", "[SEP]", "runn", "##ing",
+                           "[SEP]"]
+    assert pair.segment_ids == [0] * 6 + [1] * 3 and pair.truncated
+
+
+def test_truncate_seq_pair_cuts_the_longer_from_its_end():
+    a, b = list("abcdef"), list("xy")
+    tokenization.truncate_seq_pair(a, b, 5)
+    assert a == list("abc") and b == list("xy")
+    a, b = list("abc"), list("wxyz")
+    tokenization.truncate_seq_pair(a, b, 4)
+    assert a == list("ab") and b == list("wx")

@@ -20,8 +20,9 @@ block), shuffled and serialized by one of `--num_workers` processes, and blocks 
 order. Memory therefore stays bounded by a few blocks per worker whatever the input size, and the
 output depends on the seed and the block size but not on the number of workers. Instances are
 shuffled within a block, not across the whole corpus; write several output files when you want
-training to interleave distant parts of a large corpus. A corpus smaller than one block is
-processed exactly like the original: one document pool, one shuffle.
+training to interleave distant parts of a large corpus. A corpus smaller than one block is one
+pool, as the original's whole corpus was. Small files share blocks; the end of a file ends a
+document.
 
 Progress goes to stderr; the end prints instances, tokens, the masked share, the 80/10/10 split of
 the masked tokens and the share of random-next pairs.
@@ -431,11 +432,18 @@ def tfrecord_frames(records):
 
 
 @dataclasses.dataclass
-class Block:
-    index: int
+class Piece:
+    """Whole documents of one file, from line `first_line` on."""
     path: str
     first_line: int
     data: bytes
+
+
+@dataclasses.dataclass
+class Block:
+    """About `--block_size_mb` of input: pieces of one or more files."""
+    index: int
+    pieces: list
 
 
 def is_remote(path):
@@ -476,57 +484,71 @@ def _last_document_break(data):
 
 
 def read_blocks(paths, block_size):
-    """Yields `Block`s of about `block_size` bytes that end at a document break (or file end)."""
-    index = 0
+    """Yields `Block`s of at least `block_size` bytes (but the last), cut at document breaks.
+
+    Small files share a block, so random next sentences come from other files too.
+    """
+    pieces, size, index = [], 0, 0
     for path in paths:
-        if _size_of(path) == 0:
-            logging.warning("%s is empty; skipping it.", path)
-            continue
-        split_warned = saw_break = False
-        first_line = 1
-        pending = b""
-        with _open_binary(path) as f:
-            while True:
-                data = f.read(block_size)
-                pending += data
-                if data and len(pending) < block_size:
-                    continue
-                if not data:
-                    cut = len(pending)
-                else:
-                    cut = _last_document_break(pending) + 1
+        for piece in _file_pieces(path, block_size):
+            pieces.append(piece)
+            size += len(piece.data)
+            if size >= block_size:
+                yield Block(index, pieces)
+                pieces, size, index = [], 0, index + 1
+    if pieces:
+        yield Block(index, pieces)
+
+
+def _file_pieces(path, piece_size):
+    """Yields `Piece`s of `path` of about `piece_size` bytes that end at a document break."""
+    if _size_of(path) == 0:
+        logging.warning("%s is empty; skipping it.", path)
+        return
+    split_warned = saw_break = False
+    first_line = 1
+    pending = b""
+    with _open_binary(path) as f:
+        while True:
+            data = f.read(piece_size)
+            pending += data
+            if data and len(pending) < piece_size:
+                continue
+            if not data:
+                cut = len(pending)
+            else:
+                cut = _last_document_break(pending) + 1
+                if cut == 0:
+                    cut = pending.rfind(b"\n") + 1
                     if cut == 0:
-                        cut = pending.rfind(b"\n") + 1
-                        if cut == 0:
-                            continue  # one line longer than a block: read on
-                        if not split_warned:
-                            logging.warning(
-                                "%s: a document longer than --block_size_mb=%g MB (line %d on) "
-                                "is split into several. Separate documents with blank lines.",
-                                path, block_size / 1e6, first_line)
-                            split_warned = True
-                if cut:
-                    block = Block(index, path, first_line, pending[:cut])
-                    saw_break = saw_break or _last_document_break(block.data) >= 0
-                    first_line += block.data.count(b"\n")
-                    index += 1
-                    pending = pending[cut:]
-                    yield block
-                if not data:
-                    break
-        if not saw_break and first_line > 2:
-            logging.warning("%s has no blank lines between documents, so it is read as one "
-                            "document: next-sentence pairs then pair parts of that document.", path)
+                        continue  # one line longer than a piece: read on
+                    if not split_warned:
+                        logging.warning(
+                            "%s: a document longer than --block_size_mb=%g MB (line %d on) is "
+                            "split into several. Separate documents with blank lines.",
+                            path, piece_size / 1e6, first_line)
+                        split_warned = True
+            if cut:
+                piece = Piece(path, first_line, pending[:cut])
+                saw_break = saw_break or _last_document_break(piece.data) >= 0
+                first_line += piece.data.count(b"\n")
+                pending = pending[cut:]
+                yield piece
+            if not data:
+                break
+    if not saw_break and first_line > 2:
+        logging.warning("%s has no blank lines between documents, so it is read as one "
+                        "document: next-sentence pairs then pair parts of that document.", path)
 
 
-def _decode(block):
+def _decode(piece):
     try:
-        return block.data.decode("utf-8")
+        return piece.data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = block.first_line + block.data.count(b"\n", 0, err.start)
-        column = err.start - (block.data.rfind(b"\n", 0, err.start) + 1) + 1
+        line = piece.first_line + piece.data.count(b"\n", 0, err.start)
+        column = err.start - (piece.data.rfind(b"\n", 0, err.start) + 1) + 1
         raise ValueError("%s line %d, column %d: not valid UTF-8 (byte 0x%02x); the input must "
-                         "be UTF-8 text" % (block.path, line, column, block.data[err.start])) from None
+                         "be UTF-8 text" % (piece.path, line, column, piece.data[err.start])) from None
 
 
 def read_documents(text, tokenizer):
@@ -559,11 +581,14 @@ class BlockWorker:
                                       max(self.tokenizer.vocab.values()) + 1)
 
     def __call__(self, block):
-        documents = read_documents(_decode(block), self.tokenizer)
+        documents = []
+        for piece in block.pieces:  # a file's end ends its last document
+            documents.extend(read_documents(_decode(piece), self.tokenizer))
         # A seed per block, so that blocks can be processed anywhere and in any order.
         rng = random.Random("%d/%d" % (self.settings.random_seed, block.index))
         rng.shuffle(documents)
-        self.maker.counts = counts = Counts(bytes=len(block.data), documents=len(documents))
+        self.maker.counts = counts = Counts(bytes=sum(len(p.data) for p in block.pieces),
+                                            documents=len(documents))
         instances = self.maker.from_documents(documents, rng) if documents else []
         frames = tfrecord_frames([self.encoder.encode(i) for i in instances]) if instances else []
         n = self.settings.num_outputs

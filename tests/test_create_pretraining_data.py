@@ -180,6 +180,28 @@ def test_next_sentence_is_random_about_half_the_time_for_long_documents(tmp_path
     assert counts.random_next / counts.instances == pytest.approx(0.5, abs=0.05)
 
 
+def test_small_files_share_a_block_so_random_next_comes_from_other_files(tmp_path, vocab):
+    words = ["apple", "river", "castle", "garden", "winter", "doctor", "silver", "forest"]
+    for i, word in enumerate(words):  # one document per file, every sentence names its word
+        (tmp_path / ("doc%d.txt" % i)).write_text(
+            "\n".join("The %s is here on day %d." % (word, d) for d in range(30)) + "\n")
+    outputs, counts = run(tmp_path, inputs=str(tmp_path / "doc*.txt"), dupe_factor=3)
+    r = read_records(outputs)
+    word_ids = {vocab[w] for w in words}
+    random_pairs = 0
+    for i in np.flatnonzero(r["next_sentence_labels"][:, 0] == 1):
+        seg, ids = r["segment_ids"][i], r["input_ids"][i]
+        ids = ids.copy()
+        k = int(r["masked_lm_weights"][i].sum())
+        ids[r["masked_lm_positions"][i, :k]] = r["masked_lm_ids"][i, :k]
+        n = r["input_mask"][i].sum()
+        a = {t for t in ids[:n][seg[:n] == 0] if t in word_ids}
+        b = {t for t in ids[:n][seg[:n] == 1] if t in word_ids}
+        assert a and b and not a & b, i
+        random_pairs += 1
+    assert random_pairs > 20
+
+
 def test_whole_word_masking_masks_all_pieces_of_a_word(tmp_path, vocab):
     outputs, counts = run(tmp_path, do_whole_word_mask=True, block_size=100_000)
     r = read_records(outputs)

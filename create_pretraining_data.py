@@ -40,34 +40,33 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+import common_flags
 import tokenization
 
-flags.DEFINE_string("input_file", None,
-                    "Input raw text file (or comma-separated list of files, globs allowed).")
-flags.DEFINE_string("output_file", None,
-                    "Output TF example file (or comma-separated list of files).")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True,
-                  "Whether to lower case the input text. Should be True for uncased models and "
-                  "False for cased models.")
-flags.DEFINE_bool("do_whole_word_mask", False,
-                  "Whether to use whole word masking rather than per-WordPiece masking.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Maximum number of masked LM predictions per sequence.")
-flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
-flags.DEFINE_integer("dupe_factor", 10,
-                     "Number of times to duplicate the input data (with different masks).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
-flags.DEFINE_float("short_seq_prob", 0.1,
-                   "Probability of creating sequences which are shorter than the maximum length.")
-flags.DEFINE_integer("num_workers", len(os.sched_getaffinity(0)),
-                     "Processes that create instances (default: the CPUs available). The output "
-                     "does not depend on it.")
-flags.DEFINE_float("block_size_mb", 1.0,
-                   "Input is processed in blocks of about this many MB of text, cut at document "
-                   "breaks; random next sentences and the shuffle stay within a block. The output "
-                   "depends on it.")
+# common_flags' definitions skip names another imported script defined already.
+_string, _bool, _int, _float = (common_flags.DEFINE_string, common_flags.DEFINE_bool,
+                                common_flags.DEFINE_integer, common_flags.DEFINE_float)
+_string("input_file", None,
+        "Input raw text file (or comma-separated list of files, globs allowed).")
+_string("output_file", None, "Output TF example file (or comma-separated list of files).")
+_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased "
+      "models and False for cased models.")
+_bool("do_whole_word_mask", False,
+      "Whether to use whole word masking rather than per-WordPiece masking.")
+_int("max_seq_length", 128, "Maximum sequence length.")
+_int("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence.")
+_int("random_seed", 12345, "Random seed for data generation.")
+_int("dupe_factor", 10, "Number of times to duplicate the input data (with different masks).")
+_float("masked_lm_prob", 0.15, "Masked LM probability.")
+_float("short_seq_prob", 0.1,
+       "Probability of creating sequences which are shorter than the maximum length.")
+_int("num_workers", len(os.sched_getaffinity(0)),
+     "Processes that create instances (default: the CPUs available). The output does not "
+     "depend on it.")
+_float("block_size_mb", 1.0,
+       "Input is processed in blocks of about this many MB of text, cut at document breaks; "
+       "random next sentences and the shuffle stay within a block. The output depends on it.")
 FLAGS = flags.FLAGS
 
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
@@ -547,8 +546,9 @@ def _decode(piece):
     except UnicodeDecodeError as err:
         line = piece.first_line + piece.data.count(b"\n", 0, err.start)
         column = err.start - (piece.data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise ValueError("%s line %d, column %d: not valid UTF-8 (byte 0x%02x); the input must "
-                         "be UTF-8 text" % (piece.path, line, column, piece.data[err.start])) from None
+        raise ValueError(
+            "%s line %d, column %d: not valid UTF-8 (byte 0x%02x); the input must be UTF-8 text"
+            % (piece.path, line, column, piece.data[err.start])) from None
 
 
 def read_documents(text, tokenizer):

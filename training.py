@@ -314,3 +314,182 @@ def write_results(path, results):
     tf.io.gfile.rename(tmp, path, overwrite=True)
     for key in sorted(results):
         logging.info("  %s = %s", key, results[key])
+
+
+# -- Input pipeline: TFRecord files of tf.train.Example --------------------------------------------
+#
+# Shared by the training scripts: run_pretraining.py reads create_pretraining_data.py's files, and
+# run_classifier.py / run_squad.py can read their own feature files the same way. A script builds
+# `name_to_features` ({name: tf.io.FixedLenFeature}) from its flags, expands --input_file with
+# `expand_input_patterns`, checks the files once with `check_tfrecord_features`, and hands
+# `tfrecord_dataset` (wrapped as dataset_fn(input_context)) to `Runner.train`, or calls it without
+# an input context for `Runner.evaluate` / `Runner.predict`.
+
+# tf.train.Feature's `kind` for each dtype a FixedLenFeature can have.
+_FEATURE_KINDS = {tf.int64: "int64_list", tf.float32: "float_list", tf.string: "bytes_list"}
+
+
+def expand_input_patterns(patterns):
+    """The files matching comma-separated glob patterns (a string, or a list of patterns).
+
+    Files come in the order of the patterns, sorted within each pattern, each once. Works on any
+    filesystem `tf.io.gfile` reads (gs://...).
+
+    Raises:
+      ValueError naming the pattern when a pattern matches no file, or when there is no pattern.
+    """
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    patterns = [p.strip() for p in patterns if p and p.strip()]
+    if not patterns:
+        raise ValueError("no input file pattern given")
+    files = []
+    for pattern in patterns:
+        try:
+            matches = sorted(tf.io.gfile.glob(pattern))
+        except tf.errors.NotFoundError:
+            matches = []
+        if not matches:
+            raise ValueError(f"input file pattern {pattern!r} matches no file")
+        files += [m for m in matches if m not in files]
+    return files
+
+
+def check_tfrecord_features(input_files, name_to_features, expected_by=None):
+    """Reads the first record of every file and checks it against `name_to_features`.
+
+    Each FixedLenFeature without a default must be present, of the right kind (int64, float or
+    bytes list) and have as many values as its shape holds. Runs eagerly, before any pipeline is
+    built, so a file written with other settings fails here with a message naming the file rather
+    than deep inside a training step.
+
+    Args:
+      input_files: file paths (see expand_input_patterns).
+      name_to_features: {name: tf.io.FixedLenFeature}.
+      expected_by: optional {name: the flag that sets its length, e.g. "--max_seq_length=128"},
+        quoted in the error message.
+    Returns:
+      The files that hold at least one record (empty files are logged and skipped).
+    Raises:
+      ValueError naming the file and, for a mismatch, the feature, what was found and what was
+      expected; also for a file that is not a readable TFRecord file of tf.train.Example, and when
+      no file holds a record.
+    """
+    expected_by = expected_by or {}
+    non_empty = []
+    for path in input_files:
+        record = _first_record(path)
+        if record is None:
+            logging.warning("%s: no records; skipping it", path)
+            continue
+        example = tf.train.Example()
+        try:
+            example.ParseFromString(record)
+        except Exception:  # google.protobuf.message.DecodeError
+            raise ValueError(f"{path}: the first record is not a tf.train.Example") from None
+        for name, spec in name_to_features.items():
+            problem = _feature_problem(name, spec, example.features.feature, expected_by.get(name))
+            if problem:
+                raise ValueError(f"{path}: {problem}")
+        non_empty.append(path)
+    if not non_empty:
+        raise ValueError("no input file holds a record: " + ", ".join(input_files))
+    return non_empty
+
+
+def _first_record(path):
+    """The serialized first record of a TFRecord file, or None if it has none."""
+    try:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            return record.numpy()
+    except tf.errors.OpError as e:
+        raise ValueError(f"{path}: not a readable TFRecord file ({e.message.strip()})") from None
+    return None
+
+
+def _feature_problem(name, spec, found, expected_by):
+    """What is wrong with feature `name` of one tf.train.Example (None if nothing is)."""
+    if name not in found:
+        if spec.default_value is not None:
+            return None
+        return (f"feature {name!r} is missing; the record has "
+                f"{', '.join(sorted(found)) or 'no features'}")
+    kind = found[name].WhichOneof("kind")
+    expected_kind = _FEATURE_KINDS[tf.as_dtype(spec.dtype)]
+    if kind != expected_kind:
+        return (f"feature {name!r} is {'an' if kind == 'int64_list' else 'a'} {kind or 'empty'} "
+                f"but {spec.dtype.name} values ({expected_kind}) were expected")
+    count = len(getattr(found[name], kind).value)
+    expected = int(np.prod(spec.shape, dtype=np.int64))
+    if count != expected:
+        wanted = (f"{expected_by} expects {expected}" if expected_by
+                  else f"{expected} were expected (shape {list(spec.shape)})")
+        return f"{name} has {count} values but {wanted}"
+    return None
+
+
+def tfrecord_dataset(input_files, name_to_features, batch_size, is_training, input_context=None,
+                     shuffle_buffer_size=100, max_cycle_length=8, drop_remainder=None, seed=None):
+    """Batches of parsed tf.train.Example records: {name: tensor [B, ...]}, int64 cast to int32.
+
+    Training (`is_training=True`): endless; the file list is shuffled every pass, up to
+    `max_cycle_length` files are read at once (interleaved, not deterministic), records are shuffled
+    in a buffer of `shuffle_buffer_size` (100, as the original) and every batch is full
+    (`drop_remainder` defaults to True).
+
+    Evaluation / prediction (`is_training=False`): one pass over the files in the given order, no
+    shuffling; the last batch may be smaller (`drop_remainder` defaults to False), which
+    Runner.evaluate and Runner.predict accept.
+
+    Records are batched before parsing (one tf.io.parse_example per batch, faster than parsing one
+    record at a time), and batches are prefetched.
+
+    Args:
+      input_files: file paths (see expand_input_patterns).
+      name_to_features: {name: tf.io.FixedLenFeature}.
+      batch_size: the global batch size; this pipeline produces batches of
+        per_replica_batch_size(input_context, batch_size).
+      is_training: see above.
+      input_context: the tf.distribute.InputContext that Runner.train passes to dataset_fn, or None
+        for one pipeline. With several input pipelines each reads a disjoint part of the data:
+        every n-th file when there are at least as many files as pipelines, else every n-th
+        record of each file.
+    """
+    files = list(input_files)
+    if not files:
+        raise ValueError("tfrecord_dataset: no input files")
+    num_pipelines, index = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
+                            if input_context else (1, 0))
+    shard_files = num_pipelines > 1 and len(files) >= num_pipelines
+    if shard_files:
+        files = files[index::num_pipelines]
+    shard_records = num_pipelines > 1 and not shard_files
+
+    def read(path):
+        records = tf.data.TFRecordDataset(path)
+        return records.shard(num_pipelines, index) if shard_records else records
+
+    if is_training:
+        d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
+        d = d.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+        d = d.interleave(read, cycle_length=min(len(files), max_cycle_length),
+                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        if shuffle_buffer_size and shuffle_buffer_size > 1:
+            d = d.shuffle(shuffle_buffer_size, seed=seed)
+    else:
+        d = tf.data.Dataset.from_tensor_slices(tf.constant(files)).flat_map(read)
+    d = d.batch(per_replica_batch_size(input_context, batch_size),
+                drop_remainder=is_training if drop_remainder is None else drop_remainder)
+    d = d.map(lambda records: parse_examples(records, name_to_features),
+              num_parallel_calls=tf.data.AUTOTUNE)
+    return d.prefetch(tf.data.AUTOTUNE)
+
+
+def parse_examples(records, name_to_features):
+    """tf.io.parse_example of a batch of serialized records, with int64 features cast to int32.
+
+    int32 because TPUs support only int32 and the model casts ids anyway.
+    """
+    features = tf.io.parse_example(records, name_to_features)
+    return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
+            for name, t in features.items()}

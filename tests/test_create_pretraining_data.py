@@ -131,7 +131,8 @@ def test_records_have_the_original_layout(demo_records, vocab):
         assert k == min(PRED, max(1, round(n * 0.15)))
         assert (np.diff(positions) > 0).all(), "positions are sorted"
         assert not set(positions) & {0, len_a + 1, n - 1}, "[CLS]/[SEP] are never masked"
-        assert (r["masked_lm_positions"][i, k:] == 0).all() and (r["masked_lm_ids"][i, k:] == 0).all()
+        assert (r["masked_lm_positions"][i, k:] == 0).all()
+        assert (r["masked_lm_ids"][i, k:] == 0).all()
     assert lengths.max() <= SEQ
     masked = r["masked_lm_weights"] > 0
     replaced = np.take_along_axis(r["input_ids"], r["masked_lm_positions"], 1)[masked]
@@ -258,7 +259,8 @@ def test_command_line_and_summary(tmp_path):
     out = tmp_path / "x" / "out.tfrecord"
     proc = subprocess.run(
         [sys.executable, os.path.join(_ROOT, "create_pretraining_data.py"),
-         "--input_file=%s" % corpus, "--output_file=%s" % out, "--vocab_file=%s" % real_vocab_file(),
+         "--input_file=%s" % corpus, "--output_file=%s" % out,
+         "--vocab_file=%s" % real_vocab_file(),
          "--max_seq_length=32", "--max_predictions_per_seq=5", "--dupe_factor=1",
          "--num_workers=2"],
         capture_output=True, text=True, timeout=120)

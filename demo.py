@@ -1,191 +1,172 @@
-"""The demo: pretrain a BERT-Tiny-sized model on the bundled corpus, evaluate it, reuse it.
+"""The demo: the pretraining pipeline on the bundled corpus, a few minutes on a laptop CPU.
 
-What it does, all on the CPU in a few minutes:
-  1. builds a vocabulary from data/demo_corpus.txt (every word the BasicTokenizer finds, plus single
-     characters and `##` characters so any text still tokenizes) and a BERT config;
-  2. makes masked-LM + next-sentence examples from the corpus (documents split 90/10 into train and
-     held-out), with the original masking recipe (15% of tokens, 80% [MASK] / 10% random / 10% kept);
-  3. pretrains with the shared runner (training.py), writing original-name checkpoints;
-  4. evaluates masked-LM and next-sentence accuracy on the held-out documents, against the baseline of
-     always predicting the most frequent masked token;
-  5. loads the checkpoint into a fresh model through the --init_checkpoint path and fills in blanks.
+Each step runs the script a user would run, with the command line printed first:
+  1. splits data/demo_corpus.txt (text this project writes itself) into training documents and
+     held-out documents (every tenth);
+  2. create_vocab.py learns a WordPiece vocabulary from the training documents;
+  3. create_pretraining_data.py turns both parts into masked-LM / next-sentence records;
+  4. run_pretraining.py pretrains a BERT-Tiny-sized model (2 layers, hidden size 128) and
+     evaluates it on the held-out records (a second run with --init_checkpoint, --do_eval only);
+  5. prints held-out masked-LM accuracy against the baseline of always predicting the most frequent
+     masked token, and next-sentence accuracy against chance; then loads the checkpoint into a
+     fresh model and fills in a few blanks.
 
-The pretraining issue replaces steps 1-2 with create_vocab.py and create_pretraining_data.py.
+Steps whose outputs exist are skipped, and pretraining resumes from its last checkpoint: after an
+interruption, run the same command again. Exit status 0 when masked-LM accuracy beats the baseline
+and next-sentence accuracy beats 50%.
 
-    python3 demo.py [--output_dir=demo_output] [--num_train_steps=1500] [--precision=bfloat16]
+    python3 demo.py [--output_dir=demo_output] [--num_train_steps=2000] [--precision=bfloat16]
 """
 import collections
 import os
-import random
+import subprocess
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import app, flags
 
 import checkpoints
 import modeling
-import optimization
 import tokenization
-import training
 
-flags.DEFINE_string("corpus", os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
-                                           "demo_corpus.txt"), "One sentence per line, blank "
-                    "lines between documents.")
-flags.DEFINE_string("output_dir", "demo_output", "Where the vocab, config and checkpoints go.")
-flags.DEFINE_integer("num_train_steps", 1500, "Pretraining steps.")
-flags.DEFINE_integer("train_batch_size", 32, "Examples per step.")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+flags.DEFINE_string("corpus", os.path.join(ROOT, "data", "demo_corpus.txt"),
+                    "One sentence per line, blank lines between documents.")
+flags.DEFINE_string("output_dir", "demo_output", "Where everything the demo makes goes.")
+flags.DEFINE_integer("num_train_steps", 2000, "Pretraining steps.")
+flags.DEFINE_integer("train_batch_size", 32, "Pretraining examples per step.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (BERT-Tiny likes a large one).")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision.")
-flags.DEFINE_integer("random_seed", 12345, "Seed for data and initialisation.")
 FLAGS = flags.FLAGS
 
-MAX_SEQ_LENGTH = 64
-MAX_PREDICTIONS = 8
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MAX_SEQ_LENGTH, MAX_PREDICTIONS = 128, 20
+VOCAB_SIZE = 1000  # the corpus has ~300 distinct words: each becomes one entry
+TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
+            max_position_embeddings=MAX_SEQ_LENGTH, type_vocab_size=2)
 
 
-def read_documents(path):
-    documents, current = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                current.append(line.strip())
-            elif current:
-                documents.append(current)
-                current = []
-    if current:
-        documents.append(current)
-    return documents
+def step(number, what, outputs, command):
+    """Runs a script unless all its `outputs` exist already."""
+    print("\n[%s] %s" % (number, what), flush=True)
+    if outputs and all(os.path.exists(p) for p in outputs):
+        print("    (done before: %s)" % ", ".join(os.path.relpath(p) for p in outputs))
+        return
+    print("    $ " + " ".join(command[1:]), flush=True)
+    start = time.time()
+    subprocess.run(command, check=True, cwd=ROOT,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    print("    (%.0f s)" % (time.time() - start), flush=True)
 
 
-def write_vocab(documents, path):
-    basic = tokenization.BasicTokenizer(do_lower_case=True)
-    words = collections.Counter(w for d in documents for s in d for w in basic.tokenize(s))
-    chars = sorted({c for w in words for c in w})
-    vocab = SPECIAL + sorted(words) + [c for c in chars if c not in words] + ["##" + c for c in chars]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
+def script(name, **flag_values):
+    return [sys.executable, os.path.join(ROOT, name)] + [
+        "--%s=%s" % (k, v) for k, v in flag_values.items()]
 
 
-def make_examples(documents, tokenizer, rng):
-    """One example per sentence: [CLS] A [SEP] B [SEP], B the next sentence or a random one."""
-    vocab = tokenizer.vocab
-    examples = []
-    for d, doc in enumerate(documents):
-        for i in range(len(doc) - 1):
-            is_random = rng.random() < 0.5
-            if is_random and len(documents) > 1:
-                other = rng.randrange(len(documents) - 1)  # any document but this one
-                b = rng.choice(documents[other + (other >= d)])
-            else:
-                is_random, b = False, doc[i + 1]
-            tokens = ["[CLS]"] + tokenizer.tokenize(doc[i]) + ["[SEP]"]
-            segment_b = tokenizer.tokenize(b) + ["[SEP]"]
-            segments = [0] * len(tokens) + [1] * len(segment_b)
-            tokens = (tokens + segment_b)[:MAX_SEQ_LENGTH]
-            examples.append(mask_example(tokens, segments[:len(tokens)], int(is_random), vocab, rng))
-    return examples
+def split_corpus(corpus, train_path, heldout_path):
+    """Every tenth document is held out; writes both parts (atomically)."""
+    with open(corpus, encoding="utf-8") as f:
+        documents = [d.strip() for d in f.read().split("\n\n") if d.strip()]
+    parts = {train_path: [d for i, d in enumerate(documents) if i % 10 != 9],
+             heldout_path: [d for i, d in enumerate(documents) if i % 10 == 9]}
+    for path, docs in parts.items():
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("\n\n".join(docs) + "\n")
+        os.replace(path + ".tmp", path)
+    print("    %d documents: %d for training, %d held out"
+          % (len(documents), len(parts[train_path]), len(parts[heldout_path])))
 
 
-def mask_example(tokens, segments, is_random, vocab, rng):
-    candidates = [i for i, t in enumerate(tokens) if t not in ("[CLS]", "[SEP]")]
-    rng.shuffle(candidates)
-    n = min(MAX_PREDICTIONS, max(1, round(len(tokens) * 0.15)))
-    positions = sorted(candidates[:n])
-    ids = [vocab[t] for t in tokens]
-    labels = [ids[p] for p in positions]
-    for p in positions:
-        roll = rng.random()
-        if roll < 0.8:
-            ids[p] = vocab["[MASK]"]
-        elif roll < 0.9:
-            ids[p] = rng.randrange(len(SPECIAL), len(vocab))
-    pad, pad_p = MAX_SEQ_LENGTH - len(ids), MAX_PREDICTIONS - len(positions)
-    return dict(input_ids=ids + [0] * pad, input_mask=[1] * len(ids) + [0] * pad,
-                segment_ids=segments + [0] * pad, masked_lm_positions=positions + [0] * pad_p,
-                masked_lm_ids=labels + [0] * pad_p,
-                masked_lm_weights=[1.0] * len(positions) + [0.0] * pad_p,
-                next_sentence_labels=is_random)
+def masked_labels(path):
+    spec = {"masked_lm_ids": tf.io.FixedLenFeature([MAX_PREDICTIONS], tf.int64),
+            "masked_lm_weights": tf.io.FixedLenFeature([MAX_PREDICTIONS], tf.float32)}
+    labels = []
+    for batch in tf.data.TFRecordDataset(path).batch(1024).map(
+            lambda r: tf.io.parse_example(r, spec)):
+        labels.append(batch["masked_lm_ids"].numpy()[batch["masked_lm_weights"].numpy() > 0])
+    return np.concatenate(labels)
 
 
-def to_arrays(examples):
-    return {k: np.array([e[k] for e in examples],
-                        np.float32 if k == "masked_lm_weights" else np.int32) for k in examples[0]}
+def read_results(path):
+    with open(path) as f:
+        return {k.strip(): float(v) for k, v in (line.split("=") for line in f if "=" in line)}
 
 
 def fill_in(model, tokenizer, sentence):
     # BasicTokenizer splits "[MASK]" like any bracketed text, so tokenize around it.
     before, after = sentence.split("[MASK]")
-    tokens = ["[CLS]"] + tokenizer.tokenize(before) + ["[MASK]"] + tokenizer.tokenize(after) \
-        + ["[SEP]"]
+    tokens = (["[CLS]"] + tokenizer.tokenize(before) + ["[MASK]"] + tokenizer.tokenize(after)
+              + ["[SEP]"])
     position = tokens.index("[MASK]")
-    ids = tf.constant([tokenizer.convert_tokens_to_ids(tokens)])
-    out = model.bert(ids)
+    out = model.bert(tf.constant([tokenizer.convert_tokens_to_ids(tokens)]))
     logits = model.mlm(out.sequence_output, tf.constant([[position]]))[0, 0].numpy()
     return tokenizer.convert_ids_to_tokens(np.argsort(-logits)[:3].tolist())
 
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.INFO)
-    tf.random.set_seed(FLAGS.random_seed)
-    rng = random.Random(FLAGS.random_seed)
-    out = FLAGS.output_dir
-    tf.io.gfile.makedirs(out)
-    documents = read_documents(FLAGS.corpus)
-    rng.shuffle(documents)
-    held_out = max(1, len(documents) // 10)
-    vocab_file, config_file = os.path.join(out, "vocab.txt"), os.path.join(out, "bert_config.json")
-    write_vocab(documents, vocab_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=True)
-    config = modeling.BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=128,
-                                 num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
-                                 max_position_embeddings=MAX_SEQ_LENGTH, type_vocab_size=2)
-    config.to_json_file(config_file)
-    train = to_arrays(make_examples(documents[held_out:], tokenizer, rng))
-    evaluation = to_arrays(make_examples(documents[:held_out], tokenizer, rng))
-    print(f"[1-2] {len(documents)} documents -> {len(train['input_ids'])} training and "
-          f"{len(evaluation['input_ids'])} held-out examples; vocab of {len(tokenizer.vocab)}")
+    out = os.path.abspath(FLAGS.output_dir)
+    path = lambda *names: os.path.join(out, *names)
+    os.makedirs(path("data"), exist_ok=True)
+    train_txt, heldout_txt = path("data", "train.txt"), path("data", "heldout.txt")
+    vocab, config = path("vocab.txt"), path("bert_config.json")
+    train_records = path("data", "train.tfrecord")
+    heldout_records = path("data", "heldout.tfrecord")
+    pretraining, heldout_eval = path("pretraining"), path("heldout_eval")
 
-    dtype = tf.bfloat16 if FLAGS.precision == "bfloat16" else tf.float32
-    runner = training.Runner(training.make_strategy(),
-                             lambda: modeling.BertPretrainer(config, dtype), out)
-
-    def dataset_fn(ctx):
-        batch = training.per_replica_batch_size(ctx, FLAGS.train_batch_size)
-        return (tf.data.Dataset.from_tensor_slices(train).repeat()
-                .shuffle(10000, seed=FLAGS.random_seed).batch(batch, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
-
+    print("[1] split %s" % os.path.relpath(FLAGS.corpus))
+    split_corpus(FLAGS.corpus, train_txt, heldout_txt)
+    step(2, "learn a WordPiece vocabulary", [vocab], script(
+        "create_vocab.py", input_file=train_txt, output_file=vocab, vocab_size=VOCAB_SIZE))
+    if not os.path.exists(config):
+        modeling.BertConfig(vocab_size=len(tokenization.load_vocab(vocab)), **TINY).to_json_file(
+            config)
+    common = dict(vocab_file=vocab, max_seq_length=MAX_SEQ_LENGTH,
+                  max_predictions_per_seq=MAX_PREDICTIONS)
+    step("3a", "pretraining data from the training documents", [train_records], script(
+        "create_pretraining_data.py", input_file=train_txt, output_file=train_records,
+        dupe_factor=10, **common))
+    step("3b", "evaluation data from the held-out documents", [heldout_records], script(
+        "create_pretraining_data.py", input_file=heldout_txt, output_file=heldout_records,
+        dupe_factor=2, random_seed=54321, **common))
     steps = FLAGS.num_train_steps
-    run_config = training.TrainConfig(num_train_steps=steps,
-                                      train_batch_size=FLAGS.train_batch_size,
-                                      iterations_per_loop=100, save_checkpoints_steps=500)
-    optimizer = optimization.create_optimizer(FLAGS.learning_rate, steps, steps // 10)
-    runner.train(run_config, modeling.pretraining_loss, dataset_fn, optimizer)
+    step("4a", "pretrain BERT-Tiny (%d steps; resumes if interrupted)" % steps, None, script(
+        "run_pretraining.py", input_file=train_records, output_dir=pretraining,
+        bert_config_file=config, do_train=True, do_eval=True,
+        train_batch_size=FLAGS.train_batch_size, max_seq_length=MAX_SEQ_LENGTH,
+        max_predictions_per_seq=MAX_PREDICTIONS, num_train_steps=steps,
+        num_warmup_steps=steps // 10, learning_rate=FLAGS.learning_rate,
+        save_checkpoints_steps=max(steps // 5, 1), iterations_per_loop=max(steps // 20, 1),
+        max_eval_steps=20, eval_batch_size=64, precision=FLAGS.precision))
+    step("4b", "evaluate on the held-out documents", None, script(
+        "run_pretraining.py", input_file=heldout_records, output_dir=heldout_eval,
+        init_checkpoint=pretraining, bert_config_file=config, do_eval=True,
+        max_seq_length=MAX_SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS,
+        eval_batch_size=64, max_eval_steps=1000, precision=FLAGS.precision))
 
-    results = runner.evaluate(modeling.pretraining_metrics, tf.data.Dataset.from_tensor_slices(evaluation).batch(64))
-    labels = evaluation["masked_lm_ids"][evaluation["masked_lm_weights"] > 0]
-    token, count = collections.Counter(labels.tolist()).most_common(1)[0]
-    baseline = count / len(labels)
-    print(f"[3-4] held-out masked-LM accuracy {results['masked_lm_accuracy']:.3f} (always "
-          f"predicting the most frequent token {tokenizer.inv_vocab[token]!r}: {baseline:.3f}); "
-          f"next-sentence accuracy {results['next_sentence_accuracy']:.3f} (chance: 0.5)")
-    training.write_results(os.path.join(out, "eval_results.txt"),
-                           dict(results, masked_lm_baseline=baseline,
-                                global_step=int(runner.global_step.numpy())))
+    results = read_results(os.path.join(heldout_eval, "eval_results.txt"))
+    train_labels, heldout_labels = masked_labels(train_records), masked_labels(heldout_records)
+    token, _ = collections.Counter(train_labels.tolist()).most_common(1)[0]
+    baseline = float(np.mean(heldout_labels == token))
+    tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+    mlm, nsp = results["masked_lm_accuracy"], results["next_sentence_accuracy"]
+    print("\n[5] held-out masked-LM accuracy %.3f (always predicting the most frequent masked "
+          "token %r: %.3f); next-sentence accuracy %.3f (chance: 0.5)"
+          % (mlm, tokenizer.inv_vocab[token], baseline, nsp))
 
-    fresh = modeling.BertPretrainer(config)
-    checkpoints.restore(modeling.named_variables(fresh), out, log_each=False)
-    print("[5] reloaded the checkpoint into a fresh model; it fills in:")
-    for sentence in ("Nora works as a [MASK] in Riverton.", "The road from Ashford to Yarrow is "
-                     "long and [MASK].", "On Friday the baker starts work before six [MASK]."):
-        print(f"      {sentence}  ->  {fill_in(fresh, tokenizer, sentence)}")
-    print(f"Outputs in {os.path.abspath(out)}: vocab.txt, bert_config.json, "
-          f"{os.path.basename(tf.train.latest_checkpoint(out))}.*, eval_results.txt, TensorBoard "
-          "events")
-    return 0 if results["masked_lm_accuracy"] > baseline else 1
+    model = modeling.BertPretrainer(modeling.BertConfig.from_json_file(config))
+    checkpoints.restore(modeling.named_variables(model), pretraining, log_each=False)
+    print("    the pretrained checkpoint, loaded into a fresh model, fills in:")
+    for sentence in ("Nora works as a [MASK] in Riverton.",
+                     "The road from Ashford to Yarrow is long and [MASK].",
+                     "On Friday the baker starts work before six [MASK]."):
+        print("      %s  ->  %s" % (sentence, fill_in(model, tokenizer, sentence)))
+    print("\nOutputs in %s:\n  vocab.txt, bert_config.json, data/ (text splits, TFRecords),\n"
+          "  pretraining/ (checkpoints model.ckpt-*, eval_results.txt, TensorBoard events),\n"
+          "  heldout_eval/eval_results.txt" % out)
+    return 0 if mlm > baseline and nsp > 0.5 else 1
 
 
 if __name__ == "__main__":

@@ -134,14 +134,11 @@ def eval_metrics(model, features):
 
 
 def restore_for_eval(runner, init_checkpoint):
-    """Loads the newest checkpoint in output_dir, else init_checkpoint; returns its global step.
-
-    The step is the output_dir checkpoint's, or 0 for --init_checkpoint (this run has not
-    trained).
-    """
+    """Loads the newest checkpoint in output_dir, else init_checkpoint; returns its global step
+    (0 for a checkpoint without one, such as a released bert_model.ckpt)."""
     latest = tf.train.latest_checkpoint(runner.output_dir)
     runner.restore_for_inference(init_checkpoint)
-    step = (checkpoints.step_of(latest) or 0) if latest else 0
+    step = checkpoints.step_of(latest or checkpoints.resolve(init_checkpoint)) or 0
     runner.global_step.assign(step)
     return step
 

@@ -238,6 +238,13 @@ def test_resume_continues_from_the_saved_step(trained, data, tmp_path):
         last["bert/pooler/dense/kernel"])
 
 
+def test_eval_only_of_a_checkpoint_directory_reports_its_step(trained, data, tmp_path):
+    out = tmp_path / "eval_trained"
+    run_main(**tiny_flags(data, out, do_eval=True, init_checkpoint=str(trained),
+                          max_eval_steps=1))
+    assert read_results(out)["global_step"] == final_step(trained)
+
+
 def test_killed_run_restarted_with_the_same_command_ends_at_the_same_step(trained, data,
                                                                              tmp_path):
     # As if `--num_train_steps=4` had been killed while saving step 4: the state file names

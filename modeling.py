@@ -175,42 +175,83 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-# Performance: XLA compiles each of GELU's two functions into one loop over the tensor (about 2.5x
-# faster than the separate TensorFlow ops on CPU, the largest elementwise tensor of the model being
-# [B, S, I]); the matrix products around it stay with oneDNN, faster than XLA's on CPU. Set
-# COMPILE_GELU_WITH_XLA = False to run the same functions as ordinary TensorFlow ops.
-COMPILE_GELU_WITH_XLA = True
+# Performance: the elementwise work between the matrix products (bias + head split of q, k, v;
+# the attention softmax with its dropout; bias + dropout + residual + LayerNorm; bias + GELU; the
+# masked-LM logits' bias and cross entropy) runs as small XLA-compiled functions, each of which XLA
+# turns into one or a few loops over the tensor instead of one TensorFlow op (and one pass over
+# memory) per step of the formula; the matrix products stay with oneDNN, whose bfloat16 products
+# are about twice as fast as XLA's on CPU (so compiling the whole step is slower). Their gradients
+# are written out and compiled the same way; they recompute cheap intermediates (statistics,
+# softmax, dropout masks) from the inputs rather than keeping them. Set
+# COMPILE_ELEMENTWISE_WITH_XLA = False to run the same functions as ordinary TensorFlow ops.
+COMPILE_ELEMENTWISE_WITH_XLA = True
 
 
 def _maybe_xla(fn):
-    """`fn`, compiled with XLA when COMPILE_GELU_WITH_XLA (read at call time)."""
+    """`fn`, compiled with XLA when COMPILE_ELEMENTWISE_WITH_XLA (read at call time).
+
+    Python arguments (dropout rates, None) are fixed at trace time: one compilation per value.
+    """
     compiled = tf.function(fn, jit_compile=True, autograph=False)
 
     @functools.wraps(fn)
     def call(*args):
-        return (compiled if COMPILE_GELU_WITH_XLA else fn)(*args)
+        return (compiled if COMPILE_ELEMENTWISE_WITH_XLA else fn)(*args)
 
     return call
-
-
-@_maybe_xla
-def _gelu_forward(x):
-    xw = tf.cast(x, _wide(x.dtype))
-    return tf.cast(xw * (0.5 * tf.math.erfc(-_SQRT_HALF * xw)), x.dtype)
-
-
-@_maybe_xla
-def _gelu_backward(x, dy):
-    """dy * GELU'(x) = dy * (Phi(x) + x * phi(x))."""
-    xw = tf.cast(x, _wide(x.dtype))
-    cdf = 0.5 * tf.math.erfc(-_SQRT_HALF * xw)
-    pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(xw))
-    return tf.cast(tf.cast(dy, xw.dtype) * (cdf + xw * pdf), x.dtype)
 
 
 def _wide(dtype):
     """float32 for 16-bit dtypes (TensorFlow's bfloat16 erfc is slow and coarse), else dtype."""
     return tf.float32 if dtype.size < 4 else dtype
+
+
+def _sum_rows(x):
+    """float32 x [..., C] summed over all axes but the last -> [C] (a bias's gradient).
+
+    Performance: written as a product with a vector of ones because XLA on CPU compiles a plain
+    reduce_sum over the leading axes into a slow strided loop (~8x slower at [B * S, I]); its
+    matrix-vector product reads the rows contiguously.
+    """
+    rows = tf.reshape(x, [-1, tf.shape(x)[-1]])
+    return tf.matmul(tf.ones([1, tf.shape(rows)[0]], x.dtype), rows)[0]
+
+
+# -- GELU
+
+
+def _normal_cdf(h, result_dtype):
+    """Phi(h) for the wide h; cheaper and coarser in the far left tail for a 16-bit result.
+
+    0.5 * erfc(-h / sqrt(2)) is accurate to float round-off relative to Phi(h) everywhere. For a
+    16-bit result the erf form 0.5 + 0.5 * erf(h / sqrt(2)) is used instead (performance: XLA's
+    erf is about twice as fast as its erfc): the same up to an absolute error of ~6e-8, i.e. a
+    GELU error of ~6e-8 * |h|, relatively large only where GELU(h) is tiny (h < -4).
+    """
+    if result_dtype.size < 4:
+        return 0.5 + 0.5 * tf.math.erf(_SQRT_HALF * h)
+    return 0.5 * tf.math.erfc(-_SQRT_HALF * h)
+
+
+def _gelu_f(h, result_dtype):
+    return h * _normal_cdf(h, result_dtype)
+
+
+def _gelu_grad_f(h, dy, result_dtype):
+    """dy * GELU'(h) = dy * (Phi(h) + h * phi(h))."""
+    pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(h))
+    return dy * (_normal_cdf(h, result_dtype) + h * pdf)
+
+
+@_maybe_xla
+def _gelu_forward(x):
+    return tf.cast(_gelu_f(tf.cast(x, _wide(x.dtype)), x.dtype), x.dtype)
+
+
+@_maybe_xla
+def _gelu_backward(x, dy):
+    xw = tf.cast(x, _wide(x.dtype))
+    return tf.cast(_gelu_grad_f(xw, tf.cast(dy, xw.dtype), x.dtype), x.dtype)
 
 
 @tf.custom_gradient
@@ -222,6 +263,46 @@ def gelu(x):
     tf.nn.gelu up to float round-off.
     """
     return _gelu_forward(x), lambda dy: _gelu_backward(x, dy)
+
+
+@_maybe_xla
+def _bias_gelu_forward(y, bias):
+    h = tf.cast(y, _wide(y.dtype)) + tf.cast(bias, _wide(y.dtype))
+    return tf.cast(_gelu_f(h, y.dtype), y.dtype)
+
+
+@_maybe_xla
+def _bias_gelu_backward(y, bias, dy):
+    h = tf.cast(y, _wide(y.dtype)) + tf.cast(bias, _wide(y.dtype))
+    dh = _gelu_grad_f(h, tf.cast(dy, h.dtype), y.dtype)
+    return tf.cast(dh, y.dtype), tf.cast(_sum_rows(dh), bias.dtype)
+
+
+@tf.custom_gradient
+def bias_gelu(y, bias):
+    """gelu(y + bias), the bias added in float32; one pass each way, the bias gradient included."""
+    return _bias_gelu_forward(y, bias), lambda dy: _bias_gelu_backward(y, bias, dy)
+
+
+@_maybe_xla
+def _add_bias_float32_forward(y, bias):
+    return tf.cast(y, tf.float32) + bias
+
+
+@_maybe_xla
+def _add_bias_float32_backward(y, dz):
+    return tf.cast(dz, y.dtype), _sum_rows(dz)
+
+
+@tf.custom_gradient
+def add_bias_float32(y, bias):
+    """float32(y) + bias (float32). Fused for the [B, P, V] masked-LM logits (performance: the
+    cast and the bias add, and their gradients, in one pass each; same values)."""
+    return _add_bias_float32_forward(y, bias), lambda dz: _add_bias_float32_backward(y, dz)
+
+
+# Activations that Dense fuses with its bias add (the others are applied after a plain `+`).
+_FUSED_BIAS_ACTIVATIONS = {gelu: bias_gelu}
 
 
 def gelu_tanh(x):
@@ -264,10 +345,86 @@ def new_variable(name, shape, initializer):
     return tf.Variable(initializer(shape), name=name, dtype=tf.float32)
 
 
+# -- Dropout
+#
+# Why not tf.nn.dropout: on a bfloat16 tensor it draws bfloat16 uniforms (8 significant bits), so it
+# drops about 10.15% instead of 10% and scales the kept values by bfloat16(1 / 0.9) = 1.109375; and
+# TensorFlow's random-number kernels cost ~3 ns per element on CPU, more than any other elementwise
+# work of a training step.
+#
+# Here element i of a tensor (i = its row-major index) is dropped iff the high 32 bits of the
+# SplitMix64 output for it, mix64(key + (i + 1) * GAMMA) (Steele, Lea & Flood, "Fast splittable
+# pseudorandom number generators", 2014; a counter-based form of the generator), are below
+# round(rate * 2**32): the drop probability is `rate` to within 2**-33 whatever the dtype. Kept
+# values are multiplied by 1 / (1 - rate) in float32 (in x's dtype when wider) and only then cast
+# back. `key` is a fresh 64-bit value per call, drawn with TensorFlow's stateful generator (so
+# tf.random.set_seed makes runs repeatable); keys are random, so two calls' counter ranges
+# overlap with negligible probability. The mask is a pure function of (key, index), so XLA computes
+# it inside the loop that applies it, and gradients recompute it instead of storing it.
+
+_SPLITMIX_GAMMA = 0x9E3779B97F4A7C15
+_SPLITMIX_MUL1 = 0xBF58476D1CE4E5B9
+_SPLITMIX_MUL2 = 0x94D049BB133111EB
+
+
+def new_dropout_key():
+    """A fresh random int64 dropout key (TensorFlow's stateful generator; obeys set_seed)."""
+    return tf.random.uniform([], tf.int64.min, tf.int64.max, dtype=tf.int64)
+
+
+def _u64(value):
+    return tf.constant(value, tf.uint64)
+
+
+def _flat_index(shape):
+    """uint64 [*shape]: each element's row-major index, as a sum of broadcast iotas.
+
+    `shape` is a 1-D int32 tensor of static rank; XLA folds the iotas into the loop that uses them.
+    """
+    rank = shape.shape[0]
+    index, stride = _u64(0), _u64(1)
+    for axis in reversed(range(rank)):
+        iota = tf.cast(tf.range(shape[axis]), tf.uint64)
+        index = index + tf.reshape(iota, [-1] + [1] * (rank - 1 - axis)) * stride
+        stride = stride * tf.cast(shape[axis], tf.uint64)
+    return tf.broadcast_to(index, shape)
+
+
+def _keep_mask(shape, key, rate):
+    """bool [*shape]: True where an element is kept (probability 1 - rate, see above)."""
+    z = tf.bitcast(key, tf.uint64) + (_flat_index(shape) + _u64(1)) * _u64(_SPLITMIX_GAMMA)
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(30))) * _u64(_SPLITMIX_MUL1)
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(27))) * _u64(_SPLITMIX_MUL2)
+    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(31)))
+    # high 32 bits >= t  <=>  z >= t * 2**32 (the low bits add less than 2**32).
+    threshold = min(round(rate * 2**32), 2**32 - 1)
+    return z >= _u64(threshold << 32)
+
+
+def _apply_dropout(h, key, rate):
+    """h (float32 or wider) with dropout: dropped elements 0, kept ones h / (1 - rate)."""
+    scale = tf.constant(1.0 / (1.0 - rate), h.dtype)
+    return tf.where(_keep_mask(tf.shape(h), key, rate), h * scale, tf.zeros([], h.dtype))
+
+
+@_maybe_xla
+def _dropout_xla(x, key, rate):
+    """Dropout of x with `key`; the same function is its own gradient (dy * mask * scale)."""
+    return tf.cast(_apply_dropout(tf.cast(x, _wide(x.dtype)), key, rate), x.dtype)
+
+
 def dropout(x, rate, training):
+    """Inverted dropout with drop probability `rate` in any dtype (see above); identity unless
+    training."""
     if not training or rate == 0.0:
         return x
-    return tf.nn.dropout(x, rate=rate)
+    key = new_dropout_key()
+
+    @tf.custom_gradient
+    def apply(x):
+        return _dropout_xla(x, key, rate), lambda dy: _dropout_xla(dy, key, rate)
+
+    return apply(x)
 
 
 class Dense(tf.Module):
@@ -280,10 +437,18 @@ class Dense(tf.Module):
         self.bias = new_variable(f"{scope}/bias", [out_size], _zeros)
         self.activation = activation
 
+    def product(self, x):
+        """x times the kernel, without the bias, in x's dtype."""
+        return matmul_last_axis(x, tf.cast(self.kernel, x.dtype))
+
     def __call__(self, x):
+        y = self.product(x)
+        fused = _FUSED_BIAS_ACTIVATIONS.get(self.activation)
+        if fused:
+            return fused(y, tf.convert_to_tensor(self.bias))
         # `+`, not tf.nn.bias_add: BiasAddGrad sums bfloat16 gradients in bfloat16 (lossy over
         # thousands of rows); the broadcast add's gradient sums them in float32.
-        y = matmul_last_axis(x, tf.cast(self.kernel, x.dtype)) + tf.cast(self.bias, x.dtype)
+        y += tf.cast(self.bias, x.dtype)
         return self.activation(y) if self.activation else y
 
 
@@ -316,32 +481,143 @@ class LayerNorm(tf.Module):
     def __call__(self, x):
         return layer_norm(x, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta))
 
+    def add_and_norm(self, y, bias, residual, dropout_rate, training):
+        """LayerNorm(dropout(y + bias) + residual): see dropout_add_layer_norm."""
+        return dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
+                                      tf.convert_to_tensor(self.gamma),
+                                      tf.convert_to_tensor(self.beta),
+                                      dropout_rate if training else 0.0)
+
+
+def _normalize(z):
+    """((z - mean) * rstd, rstd) over the last axis of float32 z."""
+    mean = tf.reduce_mean(z, axis=-1, keepdims=True)
+    centered = z - mean
+    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
+                         + LAYER_NORM_EPSILON)
+    return centered * rstd, rstd
+
+
+def _normalize_grad(dy, gamma, normed, rstd):
+    """d LayerNorm / d input: rstd * (g - mean(g) - normed * mean(g * normed)), g = dy * gamma.
+
+    Written out instead of derived op by op from tf.nn.moments and tf.nn.batch_normalization,
+    which takes about twice as many passes. Same values up to float round-off.
+    """
+    g = dy * gamma
+    return rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
+                   - normed * tf.reduce_mean(g * normed, axis=-1, keepdims=True))
+
+
+@_maybe_xla
+def _layer_norm_forward(x, gamma, beta):
+    normed, _ = _normalize(tf.cast(x, tf.float32))
+    return tf.cast(normed * gamma + beta, x.dtype)
+
+
+@_maybe_xla
+def _layer_norm_backward(x, gamma, dy):
+    """(dx, dgamma, dbeta); the statistics are recomputed from x rather than kept."""
+    normed, rstd = _normalize(tf.cast(x, tf.float32))
+    dy = tf.cast(dy, tf.float32)
+    return (tf.cast(_normalize_grad(dy, gamma, normed, rstd), x.dtype),
+            _sum_rows(dy * normed), _sum_rows(dy))
+
 
 @tf.custom_gradient
 def layer_norm(x, gamma, beta):
-    """LayerNorm of the last axis in float32, returned in x's dtype.
+    """LayerNorm of the last axis in float32, returned in x's dtype."""
+    return _layer_norm_forward(x, gamma, beta), lambda dy: _layer_norm_backward(x, gamma, dy)
 
-    Performance: the gradient is written out (dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))
-    with g = dy * gamma) instead of being derived op by op from tf.nn.moments and
-    tf.nn.batch_normalization, which takes about twice as many passes over [B, S, H]. Same values
-    up to float round-off.
+
+def _dropped_sum(y, bias, residual, key, rate):
+    """float32 dropout(y + bias) + residual."""
+    h = tf.cast(y, tf.float32) + bias
+    if rate:
+        h = _apply_dropout(h, key, rate)
+    return h + tf.cast(residual, tf.float32)
+
+
+@_maybe_xla
+def _add_norm_forward(y, bias, residual, gamma, beta, key, rate):
+    normed, _ = _normalize(_dropped_sum(y, bias, residual, key, rate))
+    return tf.cast(normed * gamma + beta, residual.dtype)
+
+
+@_maybe_xla
+def _add_norm_backward(y, bias, residual, gamma, key, rate, dout):
+    """(dy, dbias, dresidual, dgamma, dbeta), recomputing the forward pass and the mask."""
+    normed, rstd = _normalize(_dropped_sum(y, bias, residual, key, rate))
+    dout = tf.cast(dout, tf.float32)
+    dz = _normalize_grad(dout, gamma, normed, rstd)               # d(sum)
+    dh = _apply_dropout(dz, key, rate) if rate else dz            # d(y + bias)
+    return (tf.cast(dh, y.dtype), _sum_rows(dh), tf.cast(dz, residual.dtype),
+            _sum_rows(dout * normed), _sum_rows(dout))
+
+
+def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate):
+    """LayerNorm(dropout(y + bias) + residual) in float32, returned in residual's dtype.
+
+    y [..., H] is a matrix product without its float32 bias; rate 0 means no dropout. The block
+    that ends each half of a transformer layer, fused (performance: one XLA function each way
+    instead of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual
+    sum are float32 instead of bfloat16 (only more accurate); in float32 the same values as the
+    separate ops up to float round-off.
     """
-    x32 = tf.cast(x, tf.float32)
-    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
-    centered = x32 - mean
-    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
-                         + LAYER_NORM_EPSILON)
-    normed = centered * rstd
+    key = new_dropout_key() if rate else None
 
-    def grad(dy):
-        dy = tf.cast(dy, tf.float32)
-        rows = list(range(dy.shape.rank - 1))
-        g = dy * gamma
-        dx = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
-                     - normed * tf.reduce_mean(g * normed, axis=-1, keepdims=True))
-        return tf.cast(dx, x.dtype), tf.reduce_sum(dy * normed, rows), tf.reduce_sum(dy, rows)
+    @tf.custom_gradient
+    def fused(y, bias, residual, gamma, beta):
+        def grad(dout):
+            return _add_norm_backward(y, bias, residual, gamma, key, rate, dout)
 
-    return tf.cast(normed * gamma + beta, x.dtype), grad
+        return _add_norm_forward(y, bias, residual, gamma, beta, key, rate), grad
+
+    return fused(y, bias, residual, gamma, beta)
+
+
+# -- Attention probabilities
+
+
+def _attention_softmax(scores, bias):
+    return tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
+
+
+@_maybe_xla
+def _attention_probs_forward(scores, bias, key, rate):
+    probs = _attention_softmax(scores, bias)
+    if rate:
+        probs = _apply_dropout(probs, key, rate)
+    return tf.cast(probs, scores.dtype)
+
+
+@_maybe_xla
+def _attention_probs_backward(scores, bias, key, rate, dprobs):
+    """d scores, recomputing the softmax and the mask rather than keeping them."""
+    probs = _attention_softmax(scores, bias)
+    dp = tf.cast(dprobs, tf.float32)
+    if rate:
+        dp = _apply_dropout(dp, key, rate)
+    return tf.cast(probs * (dp - tf.reduce_sum(dp * probs, axis=-1, keepdims=True)), scores.dtype)
+
+
+def attention_probs(scores, attention_bias, rate):
+    """dropout(softmax(scores + attention_bias)) in float32, returned in scores' dtype.
+
+    Softmax in float32 because bfloat16's 8-bit mantissa loses the small probabilities. Fused
+    (performance: the largest elementwise tensor of attention, [B, N, F, T], is read and written
+    once each way). attention_bias (from the input mask) gets no gradient.
+    """
+    key = new_dropout_key() if rate else None
+
+    @tf.custom_gradient
+    def fused(scores):
+        def grad(dprobs):
+            return _attention_probs_backward(scores, attention_bias, key, rate, dprobs)
+
+        return _attention_probs_forward(scores, attention_bias, key, rate), grad
+
+    return fused(scores)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -396,31 +672,57 @@ class SelfAttention(tf.Module):
         self.key = Dense(f"{scope}/key", h, h, r)
         self.value = Dense(f"{scope}/value", h, h, r)
 
-    def _split_heads(self, x):
-        """[B, S, H] -> [B, N, S, D]."""
-        b, s = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, [b, s, self.num_heads, self.head_size])
-        return tf.transpose(x, [0, 2, 1, 3])
-
     def __call__(self, x, attention_bias, training):
         # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
-        # concatenated at call time; the variables stay as they are) and one transpose to split
-        # the heads of all three. Each output column is the same dot product as before.
+        # concatenated at call time; the variables stay as they are), then one fused pass adds the
+        # bias, splits the heads of all three and scales q. Each output column is the same dot
+        # product as before.
         kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
         bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
-        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype)) + tf.cast(bias, x.dtype)  # [B, S, 3H]
-        b, s = tf.shape(x)[0], tf.shape(x)[1]
-        qkv = tf.reshape(qkv, [b, s, 3, self.num_heads, self.head_size])
-        q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))              # 3 x [B, N, S, D]
-        q *= tf.cast(1.0 / math.sqrt(self.head_size), q.dtype)
+        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
+        q, k, v = split_heads(qkv, bias, self.num_heads,
+                              1.0 / math.sqrt(self.head_size))               # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
-        # Softmax in float32: bfloat16's 8-bit mantissa loses the small probabilities.
-        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + attention_bias)  # [B, N, F, T]
-        probs = dropout(probs, self.dropout_rate, training)
-        context = tf.matmul(tf.cast(probs, v.dtype), v)                      # [B, N, F, D]
+        probs = attention_probs(scores, attention_bias,
+                                self.dropout_rate if training else 0.0)      # [B, N, F, T]
+        context = tf.matmul(probs, v)                                        # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
         return tf.reshape(context, [b, f, self.num_heads * self.head_size])  # [B, F, H]
+
+
+@_maybe_xla
+def _split_heads_forward(qkv, bias, num_heads, q_scale):
+    h = tf.cast(qkv, _wide(qkv.dtype)) + tf.cast(bias, _wide(qkv.dtype))
+    b, s = tf.shape(qkv)[0], tf.shape(qkv)[1]
+    h = tf.reshape(h, [b, s, 3, num_heads, -1])
+    q, k, v = tf.unstack(tf.transpose(h, [2, 0, 3, 1, 4]))
+    return tf.cast(q * q_scale, qkv.dtype), tf.cast(k, qkv.dtype), tf.cast(v, qkv.dtype)
+
+
+@_maybe_xla
+def _split_heads_backward(qkv, dq, dk, dv, q_scale):
+    wide = _wide(qkv.dtype)
+    d = tf.stack([tf.cast(dq, wide) * q_scale, tf.cast(dk, wide), tf.cast(dv, wide)])
+    d = tf.reshape(tf.transpose(d, [1, 3, 0, 2, 4]), tf.shape(qkv))        # [B, S, 3H]
+    return tf.cast(d, qkv.dtype), _sum_rows(tf.cast(d, tf.float32))
+
+
+def split_heads(qkv, bias, num_heads, q_scale):
+    """qkv [B, S, 3H] (without its float32 bias) -> q * q_scale, k, v, each [B, N, S, D].
+
+    One XLA pass each way instead of a bias add, a transpose, three slices and a scaling (and
+    their gradients). The bias add and scaling are in float32 for 16-bit qkv (same values in
+    float32).
+    """
+    @tf.custom_gradient
+    def fused(qkv, bias):
+        def grad(dq, dk, dv):
+            return _split_heads_backward(qkv, dq, dk, dv, q_scale)
+
+        return _split_heads_forward(qkv, bias, num_heads, q_scale), grad
+
+    return fused(qkv, bias)
 
 
 class TransformerLayer(tf.Module):
@@ -440,11 +742,11 @@ class TransformerLayer(tf.Module):
 
     def __call__(self, x, attention_bias, training):
         a = self.attention(x, attention_bias, training)                     # [B, S, H]
-        a = dropout(self.attention_output(a), self.dropout_rate, training)
-        x = self.attention_norm(a + x)
-        y = self.output(self.intermediate(x))                                # [B, S, I] -> [B, S, H]
-        y = dropout(y, self.dropout_rate, training)
-        return self.output_norm(y + x)
+        x = self.attention_norm.add_and_norm(self.attention_output.product(a),
+                                             self.attention_output.bias, x, self.dropout_rate,
+                                             training)
+        y = self.output.product(self.intermediate(x))                        # [B, S, I] -> [B, S, H]
+        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training)
 
 
 class BertOutputs(NamedTuple):
@@ -559,7 +861,7 @@ class MaskedLMHead(tf.Module):
         x = self.layer_norm(self.transform(x))
         table = tf.cast(self.embedding_table, x.dtype)                       # [V, H]
         logits = matmul_last_axis(x, table, transpose_b=True)                # [B, P, V]
-        return tf.cast(logits, tf.float32) + self.output_bias
+        return add_bias_float32(logits, tf.convert_to_tensor(self.output_bias))
 
 
 class _OutputLayer(tf.Module):
@@ -631,8 +933,9 @@ def sparse_softmax_cross_entropy(labels, logits):
 
     Performance: TensorFlow's fused kernel is slow on CPU for [B * P, V] masked-LM logits; here the
     loss is logsumexp(logits) - logits[label] and the gradient (softmax(logits) - one_hot(label))
-    * dloss, with oneDNN's softmax and a scatter at the labels: about half the time. Same values up
-    to float round-off; out-of-range labels still raise (in tf.gather).
+    * dloss, each an XLA function making one or two passes over the logits: about a quarter of the
+    time. Same values up to float round-off; out-of-range labels still raise (in tf.gather, which
+    stays outside XLA because XLA's gather clamps bad indices silently).
     """
     labels = tf.cast(labels, tf.int32)
     logits = tf.cast(logits, tf.float32)
@@ -641,16 +944,24 @@ def sparse_softmax_cross_entropy(labels, logits):
 
     @tf.custom_gradient
     def xent(rows):
-        loss = tf.reduce_logsumexp(rows, axis=-1) - tf.gather(rows, flat_labels, batch_dims=1)
-
-        def grad(dloss):
-            at_labels = tf.stack([tf.range(tf.shape(flat_labels)[0]), flat_labels], axis=1)
-            return tf.tensor_scatter_nd_sub(tf.nn.softmax(rows) * dloss[:, tf.newaxis],
-                                            at_labels, dloss)
-
-        return loss, grad
+        lse = _logsumexp_rows(rows)
+        loss = lse - tf.gather(rows, flat_labels, batch_dims=1)
+        return loss, lambda dloss: _xent_backward(rows, lse, flat_labels, dloss)
 
     return tf.reshape(xent(rows), tf.shape(labels))
+
+
+@_maybe_xla
+def _logsumexp_rows(rows):
+    return tf.reduce_logsumexp(rows, axis=-1)
+
+
+@_maybe_xla
+def _xent_backward(rows, lse, labels, dloss):
+    """(softmax(rows) - one_hot(labels)) * dloss, the softmax from the forward's logsumexp."""
+    at_label = tf.range(tf.shape(rows)[-1])[tf.newaxis, :] == labels[:, tf.newaxis]
+    return (tf.exp(rows - lse[:, tf.newaxis]) - tf.cast(at_label, rows.dtype)) \
+        * dloss[:, tf.newaxis]
 
 
 def classification_loss(logits, labels):
@@ -725,16 +1036,26 @@ def pretraining_loss(model, features, training):
 
 
 def pretraining_metrics(model, features):
-    """{name: (sum, count)} for the original eval_results.txt of run_pretraining.py."""
-    mlm_logits, nsp_logits, labels, mlm_loss, nsp_loss = _pretraining_losses(model, features, False)
+    """{name: (sum, count)} for the original eval_results.txt of run_pretraining.py.
+
+    As the original's streaming metrics: masked-LM accuracy and loss are means over all masked
+    positions (weighted by masked_lm_weights), next-sentence ones means over examples, and `loss`
+    the mean of each batch's training loss, weighted by batch size. Every sum over no examples
+    is 0, so a replica left without examples by a last, smaller batch adds nothing.
+    """
+    mlm_logits, nsp_logits = model(features, False)
     weights = tf.cast(features["masked_lm_weights"], tf.float32)
+    mlm_loss, mlm_per_position = masked_lm_loss(mlm_logits, features["masked_lm_ids"], weights)
+    labels = tf.reshape(features["next_sentence_labels"], [-1])
+    _, nsp_per_example = classification_loss(nsp_logits, labels)
+    batch = tf.cast(tf.shape(labels)[0], tf.float32)
+    nsp_loss = tf.math.divide_no_nan(tf.reduce_sum(nsp_per_example), batch)
     mlm_hit = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32),
                                tf.cast(features["masked_lm_ids"], tf.int32)), tf.float32)
     nsp_hit = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32),
                                tf.cast(labels, tf.int32)), tf.float32)
-    batch = tf.cast(tf.shape(labels)[0], tf.float32)
     return {"masked_lm_accuracy": (tf.reduce_sum(mlm_hit * weights), tf.reduce_sum(weights)),
-            "masked_lm_loss": (mlm_loss * batch, batch),
+            "masked_lm_loss": (tf.reduce_sum(mlm_per_position * weights), tf.reduce_sum(weights)),
             "next_sentence_accuracy": (tf.reduce_sum(nsp_hit), batch),
-            "next_sentence_loss": (nsp_loss * batch, batch),
+            "next_sentence_loss": (tf.reduce_sum(nsp_per_example), batch),
             "loss": ((mlm_loss + nsp_loss) * batch, batch)}

@@ -123,16 +123,6 @@ def make_dataset_fn(input_files, max_seq_length, max_predictions_per_seq, batch_
     return dataset_fn
 
 
-def eval_metrics(model, features):
-    """modeling.pretraining_metrics, with zero sums for a replica that got no examples.
-
-    With several replicas the last, smaller batch can leave a replica empty, whose mean losses
-    are NaN; its counts are 0, so its sums must be 0 too.
-    """
-    return {name: (tf.where(count > 0, total, tf.zeros_like(total)), count)
-            for name, (total, count) in modeling.pretraining_metrics(model, features).items()}
-
-
 def restore_for_eval(runner, init_checkpoint):
     """Loads the newest checkpoint in output_dir, else init_checkpoint; returns its global step
     (0 for a checkpoint without one, such as a released bert_model.ckpt)."""
@@ -145,7 +135,7 @@ def restore_for_eval(runner, init_checkpoint):
 
 def evaluate(runner, dataset, max_eval_steps, output_dir):
     """Evaluates the runner's current weights; writes and returns the eval results."""
-    results = runner.evaluate(eval_metrics, dataset, max_steps=max_eval_steps)
+    results = runner.evaluate(modeling.pretraining_metrics, dataset, max_steps=max_eval_steps)
     results["global_step"] = int(runner.global_step.numpy())
     logging.info("***** Eval results *****")
     training.write_results(os.path.join(output_dir, EVAL_RESULTS_FILE), results)

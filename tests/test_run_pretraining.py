@@ -167,8 +167,10 @@ def test_original_readme_command_trains_from_init_checkpoint_and_evaluates(data,
         assert 0.0 < results[key] < 20.0 and np.isfinite(results[key]), key
     # The masked-LM loss of a tiny, near-random model is about log(vocab_size).
     assert abs(results["masked_lm_loss"] - np.log(99)) < 1.0
+    # `loss` averages each batch's loss; masked_lm_loss averages over all masked positions (as
+    # the original): close, not equal, when batches hold different numbers of masked positions.
     assert results["loss"] == pytest.approx(results["masked_lm_loss"]
-                                            + results["next_sentence_loss"], rel=1e-5)
+                                            + results["next_sentence_loss"], rel=1e-2)
 
     names = dict(checkpoints.list_variables(str(out)))
     for name in ("bert/embeddings/word_embeddings", "bert/pooler/dense/kernel",

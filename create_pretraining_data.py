@@ -29,6 +29,7 @@ the masked tokens and the share of random-next pairs.
 """
 import dataclasses
 import glob
+import itertools
 import multiprocessing
 import os
 import random
@@ -123,13 +124,19 @@ class Counts:
 
 
 @dataclasses.dataclass
-class Instance:
-    """One training example: ids with [CLS] A [SEP] B [SEP], after masking."""
-    input_ids: list
-    len_a: int                 # tokens of segment A; segment B starts at len_a + 2
-    masked_lm_positions: list  # sorted
-    masked_lm_ids: list        # the original ids at those positions
-    is_random_next: bool
+class Instances:
+    """N training examples, [CLS] A [SEP] B [SEP] after masking, as arrays (S = max_seq_length,
+    P = max_predictions_per_seq)."""
+    input_ids: np.ndarray             # [N, S], 0 after each example's end
+    lengths: np.ndarray               # [N] tokens of each example
+    len_a: np.ndarray                 # [N] tokens of A; B starts at len_a + 2
+    masked_lm_positions: np.ndarray   # [N, P] sorted, 0 after the num_masked first
+    masked_lm_ids: np.ndarray         # [N, P] the original ids at those positions, 0 after
+    num_masked: np.ndarray            # [N]
+    is_random_next: np.ndarray        # [N] bool
+
+    def __len__(self):
+        return len(self.lengths)
 
 
 class InstanceMaker:
@@ -146,10 +153,11 @@ class InstanceMaker:
     fit); each becomes [MASK] with probability 0.8, a random vocabulary id with 0.1, and stays with
     0.1.
 
-    The random draws follow the original's, except where a cheaper draw has the same
-    distribution: the masked positions are drawn directly (or, with whole words, by a shuffle that
-    stops once enough are chosen) instead of shuffling all candidates first, and random integers
-    come from `random()` rather than `randint()`.
+    The random draws follow the original's where they shape the pairs (Python's `random`, in the
+    original's order). The masking is drawn with the same distribution but differently: for a
+    whole block at once with numpy (a uniformly random subset of the candidates per instance,
+    and the 80/10/10 choices), or, with whole-word masking, by a shuffle of the words that stops
+    once enough are chosen. It costs a fraction of the original's shuffle of every candidate list.
     """
 
     def __init__(self, settings, vocab):
@@ -161,24 +169,25 @@ class InstanceMaker:
         for token, index in vocab.items():
             if token.startswith("##"):
                 self.is_continuation[index] = 1
-        self.counts = Counts()  # what masked() produced so far
 
-    def from_documents(self, documents, rng):
-        """All instances of `dupe_factor` passes over `documents` (lists of id lists), shuffled."""
-        instances = []
+    def from_documents(self, documents, rng, np_rng, counts):
+        """All masked instances of `dupe_factor` passes over `documents` (lists of id lists),
+        shuffled; adds what they hold to `counts`."""
+        pairs = []
         for _ in range(self.settings.dupe_factor):
             for index in range(len(documents)):
-                instances.extend(self.from_document(documents, index, rng))
-        rng.shuffle(instances)
-        return instances
+                pairs.extend(self.from_document(documents, index, rng))
+        rng.shuffle(pairs)
+        return self.masked(pairs, rng, np_rng, counts)
 
     def from_document(self, documents, index, rng):
+        """(ids of [CLS] A [SEP] B [SEP], len(A), is_random_next) for one pass over a document."""
         document = documents[index]
         budget = self.settings.max_seq_length - 3
         target = budget
         if rng.random() < self.settings.short_seq_prob:
             target = _randint(rng, 2, budget)
-        instances = []
+        pairs = []
         chunk, chunk_length = [], 0
         i = 0
         while i < len(document):
@@ -195,39 +204,58 @@ class InstanceMaker:
                     is_random_next = False
                     tokens_b = _concat(chunk[a_end:])
                 _truncate_pair(tokens_a, tokens_b, budget, rng)
-                instances.append(self.masked(tokens_a, tokens_b, is_random_next, rng))
+                ids = [self.cls_id, *tokens_a, self.sep_id, *tokens_b, self.sep_id]
+                pairs.append((ids, len(tokens_a), is_random_next))
                 chunk, chunk_length = [], 0
             i += 1
-        return instances
+        return pairs
 
-    def masked(self, tokens_a, tokens_b, is_random_next, rng):
-        ids = [self.cls_id, *tokens_a, self.sep_id, *tokens_b, self.sep_id]
-        len_a = len(tokens_a)
+    def masked(self, pairs, rng, np_rng, counts):
+        """`Instances` of `pairs`, masked; shapes: N pairs, S = max_seq_length, P = predictions."""
         settings = self.settings
-        num_to_predict = min(settings.max_predictions_per_seq,
-                             max(1, int(round(len(ids) * settings.masked_lm_prob))))
+        n, s, p = len(pairs), settings.max_seq_length, settings.max_predictions_per_seq
+        lengths = np.fromiter((len(t) for t, _, _ in pairs), np.int64, n)          # [N]
+        ids = np.zeros((n, s), np.int64)                                            # [N, S]
+        ids[np.arange(s) < lengths[:, None]] = np.fromiter(
+            itertools.chain.from_iterable(t for t, _, _ in pairs), np.int64, int(lengths.sum()))
+        len_a = np.fromiter((a for _, a, _ in pairs), np.int64, n)                 # [N]
+        # np.round rounds halves to even, as Python 3's round() in the original.
+        k = np.minimum(p, np.maximum(1, np.round(lengths * settings.masked_lm_prob))).astype(int)
         if settings.do_whole_word_mask:
-            positions = self._whole_word_positions(ids, len_a, num_to_predict, rng)
+            positions = np.full((n, p), s)
+            for row, (tokens, a, _) in enumerate(pairs):
+                chosen = self._whole_word_positions(tokens, a, k[row], rng)
+                positions[row, :len(chosen)] = chosen
         else:
-            # The first k of a shuffled candidate list is a uniform k-subset: draw it directly.
-            # Candidate c is position c + 1 in A, c + 2 in B (after [CLS], and A's [SEP]).
-            positions = sorted(c + 1 if c < len_a else c + 2
-                               for c in _sample(rng, len(ids) - 3, num_to_predict))
-        labels = [ids[p] for p in positions]
-        uniform, counts = rng.random, self.counts
-        for p in positions:
-            if uniform() < 0.8:
-                ids[p] = self.mask_id
-                counts.masked_as_mask += 1
-            elif uniform() < 0.5:
-                counts.masked_kept += 1
-            else:
-                ids[p] = int(uniform() * self.vocab_size)
-        counts.instances += 1
-        counts.tokens += len(ids)
-        counts.masked += len(positions)
-        counts.random_next += is_random_next
-        return Instance(ids, len_a, positions, labels, is_random_next)
+            position = np.arange(s)
+            candidate = ((position >= 1) & (position < lengths[:, None] - 1)
+                         & (position != len_a[:, None] + 1))                        # [N, S]
+            # The k smallest of i.i.d. uniform keys: a uniformly random k-subset per row.
+            keys = np.where(candidate, np_rng.random((n, s)), 2.0)
+            first = np.argsort(keys, axis=1)[:, :p]                                 # [N, P]
+            k = np.minimum(k, candidate.sum(1))
+            positions = np.where(np.arange(p) < k[:, None], first, s)
+        positions.sort(axis=1)                                 # [N, P], padded with S at the end
+        valid = positions < s
+        gather = np.minimum(positions, s - 1)
+        labels = np.take_along_axis(ids, gather, 1)
+        as_mask = valid & (np_rng.random((n, p)) < 0.8)
+        kept = valid & ~as_mask & (np_rng.random((n, p)) < 0.5)
+        replaced = valid & ~as_mask & ~kept
+        new = np.where(as_mask, self.mask_id,
+                       np.where(kept, labels, np_rng.integers(0, self.vocab_size, (n, p))))
+        rows = np.broadcast_to(np.arange(n)[:, None], (n, p))
+        ids[rows[valid], positions[valid]] = new[valid]
+
+        counts.instances += n
+        counts.tokens += int(lengths.sum())
+        counts.masked += int(valid.sum())
+        counts.masked_as_mask += int(as_mask.sum())
+        counts.masked_kept += int(kept.sum()) + int((replaced & (new == labels)).sum())
+        is_random_next = np.fromiter((r for _, _, r in pairs), bool, n)
+        counts.random_next += int(is_random_next.sum())
+        return Instances(ids, lengths, len_a, np.where(valid, positions, 0),
+                         np.where(valid, labels, 0), valid.sum(1), is_random_next)
 
     def _whole_word_positions(self, ids, len_a, num_to_predict, rng):
         """Whole words (a token and its "##" pieces) in random order, while they still fit."""
@@ -248,23 +276,12 @@ class InstanceMaker:
             groups[j], groups[r] = groups[r], groups[j]
             if len(positions) + len(groups[j]) <= num_to_predict:
                 positions.extend(groups[j])
-        positions.sort()
         return positions
 
 
 def _randint(rng, a, b):
     """Like rng.randint(a, b), a fraction of the cost (bias below 2**-40 for any b - a here)."""
     return a + int(rng.random() * (b - a + 1))
-
-
-def _sample(rng, n, k):
-    """A uniformly random subset of min(k, n) of range(n) (k is small next to n here)."""
-    if k >= n:
-        return range(n)
-    chosen = set()
-    while len(chosen) < k:
-        chosen.add(int(rng.random() * n))
-    return chosen
 
 
 def _concat(sentences):
@@ -316,7 +333,7 @@ def _varint(value):
 
 
 class ExampleEncoder:
-    """Instances -> serialized `tf.train.Example`s with the original features.
+    """`Instances` -> serialized `tf.train.Example`s with the original features.
 
     An Example is `features` (field 1) holding one map entry (field 1) per feature: key (1) and a
     Feature (2) whose int64_list (3) or float_list (2) holds the packed values (1). Every feature
@@ -328,7 +345,6 @@ class ExampleEncoder:
 
     def __init__(self, max_seq_length, max_predictions_per_seq, vocab_size):
         self.seq, self.pred = max_seq_length, max_predictions_per_seq
-        self._varints = [_varint(v) for v in range(max(vocab_size, max_seq_length) + 1)]
         self._prefixes = {}
         self._weights = [struct.pack("<%df" % self.pred, *([1.0] * k + [0.0] * (self.pred - k)))
                          for k in range(self.pred + 1)]
@@ -350,25 +366,52 @@ class ExampleEncoder:
             self._prefixes[key] = prefix
         return prefix
 
-    def _ints(self, name, values, length):
-        packed = b"".join(map(self._varints.__getitem__, values)) + bytes(length - len(values))
-        return self._prefix(name, self._INT64, len(packed)) + packed
+    def encode(self, instances):
+        """Serialized Examples of `Instances` (the varints of a whole block at once)."""
+        ids, ids_end = _varint_rows(instances.input_ids)
+        positions, positions_end = _varint_rows(instances.masked_lm_positions)
+        labels, labels_end = _varint_rows(instances.masked_lm_ids)
+        s, prefix = self.seq, self._prefix
+        mask_prefix = prefix("input_mask", self._INT64, s)
+        segment_prefix = prefix("segment_ids", self._INT64, s)
+        weights_prefix = prefix("masked_lm_weights", self._FLOAT, 4 * self.pred)
+        records = []
+        ids_start = positions_start = labels_start = 0
+        for n, len_a, k, random_next, ids_stop, positions_stop, labels_stop in zip(
+                instances.lengths.tolist(), instances.len_a.tolist(),
+                instances.num_masked.tolist(), instances.is_random_next.tolist(), ids_end,
+                positions_end, labels_end):
+            b_start = len_a + 2
+            features = b"".join((
+                prefix("input_ids", self._INT64, ids_stop - ids_start), ids[ids_start:ids_stop],
+                mask_prefix, b"\x01" * n, bytes(s - n),
+                segment_prefix, bytes(b_start), b"\x01" * (n - b_start), bytes(s - n),
+                prefix("masked_lm_positions", self._INT64, positions_stop - positions_start),
+                positions[positions_start:positions_stop],
+                prefix("masked_lm_ids", self._INT64, labels_stop - labels_start),
+                labels[labels_start:labels_stop],
+                weights_prefix, self._weights[k],
+                self._next_sentence[random_next]))
+            records.append(b"\x0a" + _varint(len(features)) + features)
+            ids_start, positions_start, labels_start = ids_stop, positions_stop, labels_stop
+        return records
 
-    def encode(self, instance):
-        n, s = len(instance.input_ids), self.seq
-        k, p = len(instance.masked_lm_positions), self.pred
-        b_start = instance.len_a + 2
-        features = b"".join((
-            self._ints("input_ids", instance.input_ids, s),
-            self._prefix("input_mask", self._INT64, s), b"\x01" * n, bytes(s - n),
-            self._prefix("segment_ids", self._INT64, s),
-            bytes(b_start), b"\x01" * (n - b_start), bytes(s - n),
-            self._ints("masked_lm_positions", instance.masked_lm_positions, p),
-            self._ints("masked_lm_ids", instance.masked_lm_ids, p),
-            self._prefix("masked_lm_weights", self._FLOAT, 4 * p), self._weights[k],
-            self._next_sentence[instance.is_random_next],
-        ))
-        return b"\x0a" + _varint(len(features)) + features
+
+def _varint_rows(values):
+    """int [N, C] (0 <= v < 2**28) -> (the rows' packed varints as one bytes, end offsets list).
+
+    A varint holds 7 bits per byte, the high bit set on all but the last byte.
+    """
+    v = values.astype(np.uint32)
+    if v.size and int(v.max()) >= 1 << 28:
+        raise ValueError("ids must be below 2**28")
+    size = 1 + (v >= 1 << 7).astype(np.uint8) + (v >= 1 << 14) + (v >= 1 << 21)   # [N, C]
+    parts = np.empty(v.shape + (4,), np.uint8)                                     # [N, C, 4]
+    for j in range(4):
+        parts[..., j] = ((v >> 7 * j) & 0x7F).astype(np.uint8) | (size > j + 1).astype(
+            np.uint8) << 7
+    packed = parts[np.arange(4) < size[..., None]]
+    return packed.tobytes(), np.cumsum(size.sum(1, dtype=np.int64)).tolist()
 
 
 def _crc32c_table(bits):
@@ -586,22 +629,26 @@ class BlockWorker:
             documents.extend(read_documents(_decode(piece), self.tokenizer))
         # A seed per block, so that blocks can be processed anywhere and in any order.
         rng = random.Random("%d/%d" % (self.settings.random_seed, block.index))
+        np_rng = np.random.default_rng([self.settings.random_seed % 2**64, block.index])
         rng.shuffle(documents)
-        self.maker.counts = counts = Counts(bytes=sum(len(p.data) for p in block.pieces),
-                                            documents=len(documents))
-        instances = self.maker.from_documents(documents, rng) if documents else []
-        frames = tfrecord_frames([self.encoder.encode(i) for i in instances]) if instances else []
+        counts = Counts(bytes=sum(len(p.data) for p in block.pieces), documents=len(documents))
+        if not documents:
+            return [b""] * self.settings.num_outputs, counts, []
+        instances = self.maker.from_documents(documents, rng, np_rng, counts)
+        frames = tfrecord_frames(self.encoder.encode(instances))
         n = self.settings.num_outputs
         groups = [b"".join(frames[r::n]) for r in range(n)]
-        examples = [self.describe(i) for i in instances[:3]] if block.index == 0 else []
+        examples = [self.describe(instances, i) for i in range(min(3, len(instances)))
+                    ] if block.index == 0 else []
         return groups, counts, examples
 
-    def describe(self, instance):
-        tokens = self.tokenizer.convert_ids_to_tokens(instance.input_ids)
-        labels = self.tokenizer.convert_ids_to_tokens(instance.masked_lm_ids)
+    def describe(self, instances, i):
+        n, k = instances.lengths[i], instances.num_masked[i]
+        tokens = self.tokenizer.convert_ids_to_tokens(instances.input_ids[i, :n].tolist())
+        positions = instances.masked_lm_positions[i, :k].tolist()
+        labels = self.tokenizer.convert_ids_to_tokens(instances.masked_lm_ids[i, :k].tolist())
         return "tokens: %s\nmasked_lm_positions: %s\nmasked_lm_labels: %s\nis_random_next: %s" % (
-            " ".join(tokens), instance.masked_lm_positions, " ".join(labels),
-            instance.is_random_next)
+            " ".join(tokens), positions, " ".join(labels), bool(instances.is_random_next[i]))
 
 
 _WORKER = None

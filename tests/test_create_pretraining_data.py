@@ -75,32 +75,42 @@ def test_crc32c_known_values():
     assert crcs.tolist() == [0xE3069283, 0x00000000, 0xC1D04330, 0x8A9136AA]
 
 
-def test_records_are_byte_identical_to_tensorflow(tmp_path):
-    encoder = cpd.ExampleEncoder(SEQ, PRED, vocab_size=30522)
-    rng = random.Random(0)
-    instances = []
-    for n in range(50):
-        len_a, len_b = rng.randint(1, 30), rng.randint(1, 30)
-        ids = [rng.randrange(30522) for _ in range(len_a + len_b + 3)]
-        positions = sorted(rng.sample(range(1, len(ids) - 1), rng.randint(1, PRED)))
-        labels = [rng.randrange(30522) for _ in positions]
-        instances.append(cpd.Instance(ids, len_a, positions, labels, n % 3 == 0))
-    records = [encoder.encode(i) for i in instances]
+def random_instances(n, vocab_size, rng):
+    """`Instances` of random ids, lengths, A/B splits and masked positions."""
+    ids = np.zeros((n, SEQ), np.int64)
+    positions, labels = np.zeros((n, PRED), np.int64), np.zeros((n, PRED), np.int64)
+    lengths, len_a, num_masked = (np.zeros(n, np.int64) for _ in range(3))
+    for i in range(n):
+        len_a[i], len_b = rng.randint(1, 30), rng.randint(1, 30)
+        lengths[i] = len_a[i] + len_b + 3
+        ids[i, :lengths[i]] = [rng.randrange(vocab_size) for _ in range(lengths[i])]
+        maskable = range(1, int(lengths[i]) - 1)
+        chosen = sorted(rng.sample(maskable, rng.randint(1, min(PRED, len(maskable)))))
+        num_masked[i] = len(chosen)
+        positions[i, :len(chosen)] = chosen
+        labels[i, :len(chosen)] = [rng.randrange(vocab_size) for _ in chosen]
+    return cpd.Instances(ids, lengths, len_a, positions, labels, num_masked,
+                         np.arange(n) % 3 == 0)
 
-    for instance, record in zip(instances, records):
-        example = tf.train.Example.FromString(record)
-        f = example.features.feature
-        n, k = len(instance.input_ids), len(instance.masked_lm_positions)
-        assert list(f["input_ids"].int64_list.value) == instance.input_ids + [0] * (SEQ - n)
+
+def test_records_are_byte_identical_to_tensorflow(tmp_path):
+    # Ids up to 2**21 exercise varints of 1 to 4 bytes.
+    instances = random_instances(50, 2**21 + 5, random.Random(0))
+    records = cpd.ExampleEncoder(SEQ, PRED, vocab_size=2**21 + 5).encode(instances)
+    assert len(records) == 50
+    for i, record in enumerate(records):
+        f = tf.train.Example.FromString(record).features.feature
+        n, k, len_a = (int(a[i]) for a in (instances.lengths, instances.num_masked,
+                                          instances.len_a))
+        assert list(f["input_ids"].int64_list.value) == instances.input_ids[i].tolist()
         assert list(f["input_mask"].int64_list.value) == [1] * n + [0] * (SEQ - n)
         assert list(f["segment_ids"].int64_list.value) == (
-            [0] * (instance.len_a + 2) + [1] * (n - instance.len_a - 2) + [0] * (SEQ - n))
+            [0] * (len_a + 2) + [1] * (n - len_a - 2) + [0] * (SEQ - n))
         assert list(f["masked_lm_positions"].int64_list.value) == (
-            instance.masked_lm_positions + [0] * (PRED - k))
-        assert list(f["masked_lm_ids"].int64_list.value) == (
-            instance.masked_lm_ids + [0] * (PRED - k))
+            instances.masked_lm_positions[i].tolist())
+        assert list(f["masked_lm_ids"].int64_list.value) == instances.masked_lm_ids[i].tolist()
         assert list(f["masked_lm_weights"].float_list.value) == [1.0] * k + [0.0] * (PRED - k)
-        assert list(f["next_sentence_labels"].int64_list.value) == [int(instance.is_random_next)]
+        assert list(f["next_sentence_labels"].int64_list.value) == [i % 3 == 0]
 
     ours = tmp_path / "ours.tfrecord"
     ours.write_bytes(b"".join(cpd.tfrecord_frames(records)))

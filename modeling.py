@@ -971,6 +971,23 @@ def classification_loss(logits, labels):
     return tf.reduce_mean(per_example), per_example
 
 
+def regression_loss(predictions, labels):
+    """Mean squared error; predictions and labels [B]. Returns (loss, per_example [B])."""
+    per_example = tf.square(tf.cast(predictions, tf.float32) - tf.cast(labels, tf.float32))
+    return tf.reduce_mean(per_example), per_example
+
+
+def multi_label_loss(logits, labels):
+    """Sigmoid cross entropy averaged over the L labels, then over the batch.
+
+    logits [B, L], labels 0/1 [B, L]. Returns (loss, per_example [B]).
+    """
+    per_label = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32),
+                                                        logits=tf.cast(logits, tf.float32))
+    per_example = tf.reduce_mean(per_label, axis=-1)
+    return tf.reduce_mean(per_example), per_example
+
+
 # ---------------------------------------------------------------------------------------------------
 # Variable names
 
@@ -1018,6 +1035,25 @@ class BertPretrainer(tf.Module):
                         training=training)
         return (self.mlm(out.sequence_output, features["masked_lm_positions"]),
                 self.nsp(out.pooled_output))
+
+
+class BertClassifier(tf.Module):
+    """`bert/...` plus `output_weights` [L, H] / `output_bias` [L]: the original classifier.
+
+    L is the number of classes (1 for regression); dropout 0.1 on the pooled output in training.
+    """
+
+    def __init__(self, config, num_labels, compute_dtype=tf.float32,
+                 use_one_hot_embeddings=False):
+        super().__init__(name=None)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.classifier = ClassifierHead(config, num_labels, dropout_rate=0.1)
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids int [B, S] -> logits [B, L] float32."""
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return self.classifier(out.pooled_output, training)
 
 
 def _pretraining_losses(model, features, training):

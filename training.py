@@ -17,8 +17,12 @@ writes TensorBoard summaries under the output directory.
 """
 
 import dataclasses
+import hashlib
+import json
 import os
 import time
+import uuid
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -80,6 +84,22 @@ class TrainConfig:
     jit_compile: bool = False
 
 
+@dataclasses.dataclass
+class StepCallback:
+    """`fn(step)` called by Runner.train after steps every_steps, 2 * every_steps, ... and after
+    the last step (when `at_end`), once that step's checkpoint (if any) is saved.
+
+    A training loop ends at each of these steps, so `fn` sees the weights of exactly that step
+    (run_classifier.py evaluates on the dev set there and keeps the best checkpoint).
+    """
+    every_steps: int
+    fn: Callable[[int], None]
+    at_end: bool = True
+
+    def due(self, step, last_step):
+        return step % self.every_steps == 0 or (self.at_end and step >= last_step)
+
+
 class Runner:
     """Holds a model built under a strategy and trains, evaluates or predicts with it."""
 
@@ -93,6 +113,7 @@ class Runner:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.model_variables = modeling.named_variables(self.model)
         self.trainable = {n: v for n, v in self.model_variables.items() if v.trainable}
+        self._predict_steps = {}
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -112,13 +133,25 @@ class Runner:
         checkpoints.restore(self.model_variables, source)
         return source
 
+    def restore_for_evaluation(self, init_checkpoint=None):
+        """restore_for_inference, with global_step set to the checkpoint's step (0 for one
+        without a step, such as a released bert_model.ckpt). Returns the step."""
+        source = checkpoints.resolve(self.restore_for_inference(init_checkpoint))
+        step = checkpoints.step_of(source) or 0
+        self.global_step.assign(step)
+        return step
+
     # -- training ---------------------------------------------------------------------------------
 
-    def train(self, config, loss_fn, dataset_fn, optimizer):
+    def train(self, config, loss_fn, dataset_fn, optimizer, callbacks=()):
         """Trains to `config.num_train_steps`, resuming from output_dir when it has a checkpoint.
 
+        `callbacks`: StepCallbacks, called after their steps (see StepCallback).
         Returns the mean loss of the last loop (None if there was nothing left to do).
         """
+        for callback in callbacks:
+            if callback.every_steps < 1:
+                raise ValueError(f"StepCallback.every_steps={callback.every_steps} must be >= 1")
         with self.strategy.scope():
             optimizer.build(self.trainable)
         manager = self._manager(optimizer, config.keep_checkpoint_max)
@@ -139,7 +172,7 @@ class Runner:
                              step)
         loss = None
         while step < config.num_train_steps:
-            n = _steps_this_loop(step, config)
+            n = _steps_this_loop(step, config, callbacks)
             loss = float(loop(iterator, tf.constant(n, tf.int32)))
             if not np.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {step + n}; not saving")
@@ -148,6 +181,11 @@ class Runner:
             progress.update(step, n, loss, lr)
             if step % config.save_checkpoints_steps == 0 or step >= config.num_train_steps:
                 logging.info("Saved %s", manager.save(step))
+            due = [c for c in callbacks if c.due(step, config.num_train_steps)]
+            for callback in due:
+                callback.fn(step)
+            if due:  # examples/s counts training time only (the ETA includes the callbacks)
+                progress.last_time = time.time()
         progress.close()
         return loss
 
@@ -233,10 +271,14 @@ class Runner:
     def predict(self, predict_fn, dataset):
         """Yields {name: numpy array [B, ...]} per batch of `dataset`, in the dataset's order."""
         strategy = self.strategy
-
-        @tf.function(reduce_retracing=True)
-        def step(batch):
-            return strategy.run(lambda f: predict_fn(self.model, f), args=(batch,))
+        # One tf.function per predict_fn, kept, so that calling predict again (evaluation every N
+        # training steps) does not trace it again.
+        step = self._predict_steps.get(predict_fn)
+        if step is None:
+            @tf.function(reduce_retracing=True)
+            def step(batch):
+                return strategy.run(lambda f: predict_fn(self.model, f), args=(batch,))
+            self._predict_steps[predict_fn] = step
 
         for batch in strategy.experimental_distribute_dataset(dataset):
             outputs = step(batch)
@@ -245,10 +287,13 @@ class Runner:
                    for name, value in outputs.items()}
 
 
-def _steps_this_loop(step, config):
-    """Steps until the next loop end, checkpoint or the last step, whichever comes first."""
-    to_checkpoint = config.save_checkpoints_steps - step % config.save_checkpoints_steps
-    return max(1, min(config.iterations_per_loop, to_checkpoint, config.num_train_steps - step))
+def _steps_this_loop(step, config, callbacks=()):
+    """Steps until the next loop end, checkpoint, callback or the last step, whichever is first."""
+    def to_next(every):
+        return every - step % every
+    return max(1, min([config.iterations_per_loop, to_next(config.save_checkpoints_steps),
+                       config.num_train_steps - step]
+                      + [to_next(c.every_steps) for c in callbacks]))
 
 
 class _Progress:
@@ -493,3 +538,76 @@ def parse_examples(records, name_to_features):
     features = tf.io.parse_example(records, name_to_features)
     return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
             for name, t in features.items()}
+
+
+# -- Feature caches: TFRecord files built once and reused while their inputs are unchanged --------
+#
+# Fine-tuning scripts (run_classifier.py, later run_squad.py) turn text into TFRecord features once
+# and keep them in --output_dir, as the original did (train.tf_record, eval.tf_record, ...). Next
+# to each cache, `<cache>.json` holds the fingerprint of what it was built from (the script decides
+# what goes in: hashes of the examples and the vocabulary, the flags that shape the features) and
+# the statistics the build reported. A cache is reused only if both files exist and the
+# fingerprint is equal; files are written under temporary names and renamed.
+
+
+def write_text_atomically(path, text):
+    """Writes `text` to a temporary file next to `path`, then renames it over `path`."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
+def file_sha256(path):
+    """The sha256 hex digest of a file's bytes (any tf.io.gfile path)."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_json(path):
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except (tf.errors.NotFoundError, ValueError):
+        return None
+
+
+def cached_tfrecord(path, fingerprint, write_records):
+    """Builds the TFRecord file `path` unless `<path>.json` records the same fingerprint.
+
+    Args:
+      path: the cache file.
+      fingerprint: a JSON-serialisable value describing everything the records depend on.
+      write_records: write_records(writer) writes the records with `writer.write(bytes)` and
+        returns a JSON-serialisable dict of statistics (say, how many examples were truncated).
+    Returns:
+      (statistics, reused): the statistics of the build that wrote the cache, and whether the
+      cache was reused.
+    """
+    meta_path = path + ".json"
+    # Compare through JSON, as stored (tuples become lists).
+    wanted = json.loads(json.dumps(fingerprint))
+    meta = _read_json(meta_path)
+    if isinstance(meta, dict) and meta.get("fingerprint") == wanted and tf.io.gfile.exists(path):
+        return meta.get("statistics", {}), True
+    # Removed first, written last: a cache is trusted only once its records are complete.
+    if tf.io.gfile.exists(meta_path):
+        tf.io.gfile.remove(meta_path)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            statistics = write_records(writer) or {}
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+    write_text_atomically(meta_path, json.dumps({"fingerprint": wanted, "statistics": statistics},
+                                                indent=1) + "\n")
+    return statistics, False

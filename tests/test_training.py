@@ -222,3 +222,21 @@ def test_bfloat16_training_learns_and_keeps_float32_state(tmp_path):
     stored = checkpoints.read(str(tmp_path))
     assert stored["bert/embeddings/word_embeddings"].dtype == np.float32
     assert stored["bert/embeddings/word_embeddings/adam_m"].dtype == np.float32
+
+
+def test_loops_end_at_checkpoints_callbacks_and_the_last_step():
+    config = training.TrainConfig(num_train_steps=11, train_batch_size=8, iterations_per_loop=5,
+                                  save_checkpoints_steps=4)
+    callback = training.StepCallback(3, lambda step: None)
+
+    def loop_ends(callbacks):
+        step, ends = 0, []
+        while step < config.num_train_steps:
+            step += training._steps_this_loop(step, config, callbacks)
+            ends.append(step)
+        return ends
+
+    assert loop_ends(()) == [4, 8, 11]
+    assert loop_ends([callback]) == [3, 4, 6, 8, 9, 11]
+    assert [s for s in loop_ends([callback]) if callback.due(s, 11)] == [3, 6, 9, 11]
+    assert not training.StepCallback(3, None, at_end=False).due(11, 11)

@@ -15,6 +15,7 @@ from absl.testing import flagsaver
 import checkpoints
 import convert_hf_checkpoint as convert
 import modeling
+import tokenization
 from real_model import real_model_dir
 
 FLAGS = flags.FLAGS
@@ -62,6 +63,14 @@ def converted_minilm(minilm_dir, tmp_path_factory):
     return out
 
 
+def encode_batch(tokenizer, pairs):
+    """int arrays (ids, mask, types) [B, S] of [CLS] a [SEP] (b [SEP]), padded to the longest."""
+    encoded = [tokenization.encode_pair(tokenizer, a, b, 128) for a, b in pairs]
+    length = max(sum(e.input_mask) for e in encoded)
+    return tuple(np.array([getattr(e, name)[:length] for e in encoded])
+                 for name in ("input_ids", "input_mask", "segment_ids"))
+
+
 def test_real_weights_give_huggingface_outputs(minilm_dir, converted_minilm):
     tf.random.set_seed(0)
     torch.manual_seed(0)
@@ -79,14 +88,16 @@ def test_real_weights_give_huggingface_outputs(minilm_dir, converted_minilm):
         assert missing == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
 
     torch_model = transformers.BertModel.from_pretrained(minilm_dir).eval()
-    tokenizer = transformers.BertTokenizerFast(
-        vocab_file=os.path.join(converted_minilm, "vocab.txt"), do_lower_case=True)
+    # Our tokenizer, token-for-token identical to HF's (tests/test_tokenization.py), with the
+    # real vocabulary. (transformers 5's BertTokenizerFast(vocab_file=...) ignores the file and
+    # builds a 5-entry vocabulary: every token would be [UNK].)
+    tokenizer = tokenization.FullTokenizer(os.path.join(converted_minilm, "vocab.txt"))
     worst = {}
-    for batch in (tokenizer(SENTENCES, padding=True, return_tensors="np"),
-                  tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True,
-                            return_tensors="np")):
-        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    for pairs in ([(s, None) for s in SENTENCES], PAIRS):
+        ids, mask, types = encode_batch(tokenizer, pairs)
         assert mask.min() == 0 and mask.max() == 1  # the batch is padded
+        unk = tokenizer.vocab["[UNK]"]
+        assert len(set(ids[mask == 1].tolist())) > 20 and np.mean(ids[mask == 1] == unk) < 0.01
         ours = model(tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
                      tf.constant(types, tf.int32), training=False)
         with torch.no_grad():

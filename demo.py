@@ -9,11 +9,17 @@ Each step runs the script a user would run, with the command line printed first:
      evaluates it on the held-out records (a second run with --init_checkpoint, --do_eval only);
   5. prints held-out masked-LM accuracy against the baseline of always predicting the most frequent
      masked token, and next-sentence accuracy against chance; then loads the checkpoint into a
-     fresh model and fills in a few blanks.
+     fresh model and fills in a few blanks;
+  6. run_classifier.py fine-tunes on data/demo_classification (an SST-2-format task: real
+     sentences against the same sentences with shuffled words) from the pretrained checkpoint,
+     and from random weights with the same budget, and prints both dev accuracies;
+  7. extract_features.py writes mean-pooled sentence vectors (npz) and, for a few sentences, the
+     original per-token JSON Lines.
 
-Steps whose outputs exist are skipped, and pretraining resumes from its last checkpoint: after an
-interruption, run the same command again. Exit status 0 when masked-LM accuracy beats the baseline
-and next-sentence accuracy beats 50%.
+Steps whose outputs exist are skipped, and pretraining and fine-tuning resume from their last
+checkpoints: after an interruption, run the same command again. Exit status 0 when masked-LM
+accuracy beats the baseline, next-sentence accuracy beats 50% and fine-tuning from the pretrained
+checkpoint beats fine-tuning from random weights.
 
     python3 demo.py [--output_dir=demo_output] [--num_train_steps=2000] [--precision=bfloat16]
 """
@@ -42,6 +48,7 @@ flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute prec
 FLAGS = flags.FLAGS
 
 MAX_SEQ_LENGTH, MAX_PREDICTIONS = 128, 20
+DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
 VOCAB_SIZE = 1000  # the corpus has ~300 distinct words: each becomes one entry
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
             max_position_embeddings=MAX_SEQ_LENGTH, type_vocab_size=2)
@@ -163,10 +170,67 @@ def main(argv):
                      "The road from Ashford to Yarrow is long and [MASK].",
                      "On Friday the baker starts work before six [MASK]."):
         print("      %s  ->  %s" % (sentence, fill_in(model, tokenizer, sentence)))
+    accuracies = fine_tune(path, vocab, config, pretraining)
+    extract_features(path, vocab, config, pretraining)
     print("\nOutputs in %s:\n  vocab.txt, bert_config.json, data/ (text splits, TFRecords),\n"
           "  pretraining/ (checkpoints model.ckpt-*, eval_results.txt, TensorBoard events),\n"
-          "  heldout_eval/eval_results.txt" % out)
-    return 0 if mlm > baseline and nsp > 0.5 else 1
+          "  heldout_eval/eval_results.txt, classifier/ and classifier_from_scratch/\n"
+          "  (eval_results.txt, test_results.tsv, SST-2.tsv), features/ (features.jsonl,\n"
+          "  sentence_vectors.npz)" % out)
+    pretrained, scratch = accuracies
+    return 0 if mlm > baseline and nsp > 0.5 and pretrained > scratch else 1
+
+
+def fine_tune(path, vocab, config, pretraining):
+    """run_classifier.py on the bundled task, from the pretrained checkpoint and from scratch,
+    with the same budget; returns both dev accuracies."""
+    accuracies = []
+    for name, init in (("classifier", pretraining), ("classifier_from_scratch", None)):
+        flag_values = dict(
+            task_name="sst-2", data_dir=DEMO_TASK, vocab_file=vocab, bert_config_file=config,
+            output_dir=path(name), do_train=True, do_eval=True, do_predict=True,
+            max_seq_length=64, train_batch_size=32, learning_rate=1e-4, num_train_epochs=3,
+            save_checkpoints_steps=1000, iterations_per_loop=50)
+        if init:
+            flag_values["init_checkpoint"] = init
+        step("6" if init else "6b", "fine-tune on data/demo_classification (real vs shuffled "
+             "sentences) %s" % ("from the pretrained checkpoint" if init else
+                                "from random weights, same budget"), None,
+             script("run_classifier.py", **flag_values))
+        accuracies.append(read_results(os.path.join(path(name), "eval_results.txt"))[
+            "eval_accuracy"])
+    print("    dev accuracy: %.3f fine-tuned from the pretrained checkpoint, %.3f from random "
+          "weights (chance: 0.5)" % tuple(accuracies))
+    return accuracies
+
+
+def extract_features(path, vocab, config, pretraining):
+    """extract_features.py: per-token JSON Lines (the original format) for a few sentences and
+    mean-pooled sentence vectors for the task's test sentences."""
+    os.makedirs(path("features"), exist_ok=True)
+    with open(os.path.join(DEMO_TASK, "test.tsv"), encoding="utf-8") as f:
+        sentences = [line.rstrip("\n").split("\t")[1] for line in f][1:]
+    lines = path("features", "sentences.txt")
+    with open(lines, "w", encoding="utf-8") as f:
+        f.write("\n".join(sentences) + "\n")
+    common = dict(input_file=lines, vocab_file=vocab, bert_config_file=config,
+                  init_checkpoint=pretraining, max_seq_length=64)
+    step(7, "extract features of %d sentences" % len(sentences), None, script(
+        "extract_features.py", output_file=path("features", "sentence_vectors.npz"),
+        output_format="npz", pooling="mean", layers=-1, batch_size=64, **common))
+    step("7b", "and per-token features of the first 5 (the original JSON Lines)", None, script(
+        "extract_features.py", output_file=path("features", "features.jsonl"), batch_size=8,
+        layers="-1,-2", **dict(common, input_file=_first_lines(lines, 5))))
+    vectors = np.load(path("features", "sentence_vectors.npz"))["layer_-1"]
+    print("    %d sentence vectors of size %d in features/sentence_vectors.npz"
+          % vectors.shape)
+
+
+def _first_lines(path, n):
+    head = path + ".head"
+    with open(path, encoding="utf-8") as f, open(head, "w", encoding="utf-8") as out:
+        out.writelines(line for _, line in zip(range(n), f))
+    return head
 
 
 if __name__ == "__main__":

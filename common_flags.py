@@ -120,6 +120,17 @@ def strategy_from_flags(f):
                                   f.gcp_project, f.master, f.num_tpu_cores)
 
 
+def bert_config_from_flags(f):
+    """The BertConfig of --bert_config_file, checked against --max_seq_length."""
+    import modeling  # pylint: disable=import-outside-toplevel
+    config = modeling.BertConfig.from_json_file(f.bert_config_file)
+    if f.max_seq_length > config.max_position_embeddings:
+        raise ValueError(f"Cannot use sequence length {f.max_seq_length} because the BERT model "
+                         f"was only trained up to sequence length "
+                         f"{config.max_position_embeddings} ({f.bert_config_file})")
+    return config
+
+
 def compute_dtype_from_flags(f):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return tf.bfloat16 if f.precision == "bfloat16" else tf.float32

@@ -202,15 +202,6 @@ def warn_if_case_mismatch(do_lower_case, init_checkpoint):
         logging.warning("%s", e)
 
 
-def load_bert_config(bert_config_file, max_seq_length):
-    config = modeling.BertConfig.from_json_file(bert_config_file)
-    if max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"Cannot use sequence length {max_seq_length} because the BERT model was "
-                         f"only trained up to sequence length {config.max_position_embeddings} "
-                         f"({bert_config_file})")
-    return config
-
-
 def kind_of(task):
     return REGRESSION if task.is_regression else MULTI_LABEL if task.multi_label \
         else CLASSIFICATION
@@ -659,7 +650,7 @@ def main(argv):
     f = FLAGS
     check_flags(f)
     warn_if_case_mismatch(f.do_lower_case, f.init_checkpoint)
-    bert_config = load_bert_config(f.bert_config_file, f.max_seq_length)
+    bert_config = common_flags.bert_config_from_flags(f)
     tf.io.gfile.makedirs(f.output_dir)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (f.do_train or has_checkpoint or f.init_checkpoint):

@@ -92,15 +92,6 @@ def check_flags(do_train, do_eval, input_file, bert_config_file, output_dir, max
             raise ValueError(f"--{name} is required")
 
 
-def load_bert_config(bert_config_file, max_seq_length):
-    config = modeling.BertConfig.from_json_file(bert_config_file)
-    if max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"Cannot use sequence length {max_seq_length} because the BERT model was "
-                         f"only trained up to sequence length {config.max_position_embeddings} "
-                         f"({bert_config_file})")
-    return config
-
-
 def find_input_files(input_file, max_seq_length, max_predictions_per_seq):
     """Expands --input_file and checks each file's first record against the flags."""
     files = training.expand_input_patterns(input_file)
@@ -148,7 +139,7 @@ def main(argv):
     f = FLAGS
     check_flags(f.do_train, f.do_eval, f.input_file, f.bert_config_file, f.output_dir,
                 f.max_eval_steps)
-    config = load_bert_config(f.bert_config_file, f.max_seq_length)
+    config = common_flags.bert_config_from_flags(f)
     tf.io.gfile.makedirs(f.output_dir)
     input_files = find_input_files(f.input_file, f.max_seq_length, f.max_predictions_per_seq)
     compute_dtype = common_flags.compute_dtype_from_flags(f)

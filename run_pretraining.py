@@ -36,7 +36,6 @@ import os
 import tensorflow as tf
 from absl import app, flags, logging
 
-import checkpoints
 import common_flags
 import modeling
 import optimization
@@ -114,16 +113,6 @@ def make_dataset_fn(input_files, max_seq_length, max_predictions_per_seq, batch_
     return dataset_fn
 
 
-def restore_for_eval(runner, init_checkpoint):
-    """Loads the newest checkpoint in output_dir, else init_checkpoint; returns its global step
-    (0 for a checkpoint without one, such as a released bert_model.ckpt)."""
-    latest = tf.train.latest_checkpoint(runner.output_dir)
-    runner.restore_for_inference(init_checkpoint)
-    step = checkpoints.step_of(latest or checkpoints.resolve(init_checkpoint)) or 0
-    runner.global_step.assign(step)
-    return step
-
-
 def evaluate(runner, dataset, max_eval_steps, output_dir):
     """Evaluates the runner's current weights; writes and returns the eval results."""
     results = runner.evaluate(modeling.pretraining_metrics, dataset, max_steps=max_eval_steps)
@@ -160,7 +149,7 @@ def main(argv):
         logging.info("***** Running evaluation *****  batch size %d, at most %d steps",
                      f.eval_batch_size, f.max_eval_steps)
         if not f.do_train:
-            restore_for_eval(runner, f.init_checkpoint)
+            runner.restore_for_evaluation(f.init_checkpoint)
         evaluate(runner,
                  make_dataset_fn(input_files, f.max_seq_length, f.max_predictions_per_seq,
                                  f.eval_batch_size, is_training=False)(),

@@ -65,6 +65,7 @@ for _path in (REPO, HERE, os.path.join(REPO, "tests")):
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from _machine import busy_cpu_seconds  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 2000, "Input lines (sentences) per run.")
@@ -217,16 +218,6 @@ def describe(side):
     import transformers
     return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
             f"{transformers.__version__}, peer orders: {', '.join(FLAGS.peer_orders)}")
-
-
-def busy_cpu_seconds():
-    """CPU time all processes have used (from /proc/stat), or None where unavailable."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def convert_model(work_dir):

@@ -69,6 +69,7 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from _machine import busy_cpu_seconds  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 5, "Timed training steps per run.")
@@ -362,16 +363,6 @@ def describe(framework):
     import transformers
     return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
             f"{transformers.__version__}, attention {FLAGS.peer_attn!r}")
-
-
-def busy_cpu_seconds():
-    """CPU time all processes have used (from /proc/stat), or None where unavailable."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv):

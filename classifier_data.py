@@ -3,8 +3,8 @@
 `get_task(name, **options)` returns a `Task`, which reads a task's files into `InputExample`s,
 says what the model predicts (`labels`, `is_regression`, `multi_label`), which metrics to report
 (`metric_names`, understood by `metrics.compute`) and which one picks the best checkpoint
-(`main_metric`), and writes GLUE submission files. Pure Python: no TensorFlow here, so the data can
-be checked without building a model.
+(`main_metric`), and writes GLUE submission files. Pure Python: no TensorFlow here (file_io reaches gs://
+and other remote paths through tf.io.gfile), so the data can be checked without building a model.
 
 GLUE files, as GLUE's download script writes them
 -------------------------------------------------
@@ -66,6 +66,8 @@ import operator
 import os
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import file_io
+
 logger = logging.getLogger(__name__)
 
 Column = Union[str, int]
@@ -112,7 +114,7 @@ def _find_file(data_dir, candidates, hint=""):
     """The first of `data_dir`/candidate that exists; FileNotFoundError naming them all if none."""
     paths = [os.path.normpath(os.path.join(data_dir, candidate)) for candidate in candidates]
     for path in paths:
-        if os.path.isfile(path):
+        if file_io.isfile(path):
             return path
     if len(paths) == 1:
         raise _missing(paths[0], hint)
@@ -133,9 +135,9 @@ def _lines(path) -> Iterator[Tuple[int, str]]:
     Binary reading splits on "\\n" only, so a stray "\\r" inside a line cannot split it (text
     mode would). A byte-order mark at the start of the file is dropped.
     """
-    if not os.path.isfile(path):
+    if not file_io.isfile(path):
         raise _missing(path)
-    with open(path, "rb") as f:
+    with file_io.open_file(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             text = _decode(raw, path, number)
             if number == 1 and text.startswith("\ufeff"):
@@ -171,9 +173,9 @@ def read_csv(path) -> Iterator[Tuple[int, List[str]]]:
 
 def read_json_records(path) -> Iterator[Tuple[int, Union[dict, list]]]:
     """(line number, record) from JSON Lines, or from a JSON array when the file starts with "["."""
-    if not os.path.isfile(path):
+    if not file_io.isfile(path):
         raise _missing(path)
-    with open(path, "rb") as f:
+    with file_io.open_file(path, "rb") as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"["):
         yield from _json_array(path)
@@ -193,7 +195,7 @@ def read_json_records(path) -> Iterator[Tuple[int, Union[dict, list]]]:
 
 def _json_array(path) -> Iterator[Tuple[int, Union[dict, list]]]:
     """Elements of a file holding one JSON array, each with the line it starts on."""
-    with open(path, "rb") as f:
+    with file_io.open_file(path, "rb") as f:
         data = f.read()
     try:
         text = data.decode("utf-8-sig")
@@ -531,7 +533,7 @@ class Task:
         rows = ["index\tprediction\n"]
         rows.extend(f"{example.guid}\t{self.submission_label(prediction)}\n"
                     for example, prediction in zip(examples, predictions))
-        _write_atomically(path, "".join(rows))
+        file_io.write_text_atomically(path, "".join(rows))
 
 
 def _chain(first, rest):
@@ -557,20 +559,6 @@ def _parse_float(raw) -> float:
     if not math.isfinite(value):
         raise _RowError(f"a regression label must be finite, got {raw!r}")
     return value
-
-
-def _write_atomically(path, text):
-    """Writes to a temporary file next to `path`, then renames it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(temp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 # ---------------------------------------------------------------------------
@@ -798,7 +786,7 @@ class GenericTask(Task):
     def _path(self, data_dir, stem):
         formats = (self.file_format,) if self.file_format else FILE_FORMATS
         found = [os.path.join(data_dir, f"{stem}.{fmt}") for fmt in formats
-                 if os.path.isfile(os.path.join(data_dir, f"{stem}.{fmt}"))]
+                 if file_io.isfile(os.path.join(data_dir, f"{stem}.{fmt}"))]
         if not found:
             raise _missing(os.path.join(data_dir, f"{stem}.{'|'.join(formats)}"),
                            "the generic task reads train, dev and test files in data_dir")

@@ -28,7 +28,6 @@ Progress goes to stderr; the end prints instances, tokens, the masked share, the
 the masked tokens and the share of random-next pairs.
 """
 import dataclasses
-import glob
 import itertools
 import multiprocessing
 import os
@@ -42,6 +41,7 @@ import numpy as np
 from absl import app, flags, logging
 
 import common_flags
+import file_io
 import tokenization
 
 # common_flags' definitions skip names another imported script defined already.
@@ -488,37 +488,15 @@ class Block:
     pieces: list
 
 
-def is_remote(path):
-    return "://" in path
-
-
 def expand_input_patterns(patterns):
     """Comma-separated files or globs -> sorted paths; a pattern matching nothing is an error."""
     paths = []
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):
-        if is_remote(pattern):
-            import tensorflow as tf  # only for gs:// and other tf.io.gfile filesystems
-            matches = tf.io.gfile.glob(pattern)
-        else:
-            matches = glob.glob(pattern)
+        matches = file_io.glob(pattern)
         if not matches:
             raise FileNotFoundError("--input_file: %r matches no file" % pattern)
-        paths.extend(sorted(matches))
+        paths.extend(matches)
     return paths
-
-
-def _open_binary(path):
-    if is_remote(path):
-        import tensorflow as tf
-        return tf.io.gfile.GFile(path, "rb")
-    return open(path, "rb")
-
-
-def _size_of(path):
-    if is_remote(path):
-        import tensorflow as tf
-        return tf.io.gfile.stat(path).length
-    return os.path.getsize(path)
 
 
 def _last_document_break(data):
@@ -544,13 +522,13 @@ def read_blocks(paths, block_size):
 
 def _file_pieces(path, piece_size):
     """Yields `Piece`s of `path` of about `piece_size` bytes that end at a document break."""
-    if _size_of(path) == 0:
+    if file_io.size(path) == 0:
         logging.warning("%s is empty; skipping it.", path)
         return
     split_warned = saw_break = False
     first_line = 1
     pending = b""
-    with _open_binary(path) as f:
+    with file_io.open_file(path, "rb") as f:
         while True:
             data = f.read(piece_size)
             pending += data
@@ -694,13 +672,13 @@ def process_blocks(blocks, settings, num_workers):
 class OutputFiles:
     def __init__(self, paths):
         self.paths = paths
-        self.temp_paths = [_temp_name(p) for p in paths]
+        self.temp_paths = [file_io.temp_name(p) for p in paths]
         self.files = []
         for path, temp in zip(paths, self.temp_paths):
             parent = os.path.dirname(path)
-            if parent and not is_remote(path):
+            if parent and not file_io.is_remote(path):
                 os.makedirs(parent, exist_ok=True)
-            self.files.append(_open_output(temp))
+            self.files.append(file_io.open_file(temp, "wb"))
         self.written = 0
 
     def write(self, groups):
@@ -716,43 +694,12 @@ class OutputFiles:
         for f in self.files:
             f.close()
         for temp, path in zip(self.temp_paths, self.paths):
-            _rename(temp, path)
+            file_io.rename(temp, path)
 
     def abort(self):
         for f, temp in zip(self.files, self.temp_paths):
             f.close()
-            _remove(temp)
-
-
-def _temp_name(path):
-    head, tail = os.path.split(path)
-    return os.path.join(head, ".%s.tmp-%d" % (tail, os.getpid()))
-
-
-def _open_output(path):
-    if is_remote(path):
-        import tensorflow as tf
-        return tf.io.gfile.GFile(path, "wb")
-    return open(path, "wb")
-
-
-def _rename(src, dst):
-    if is_remote(dst):
-        import tensorflow as tf
-        tf.io.gfile.rename(src, dst, overwrite=True)
-    else:
-        os.replace(src, dst)
-
-
-def _remove(path):
-    try:
-        if is_remote(path):
-            import tensorflow as tf
-            tf.io.gfile.remove(path)
-        else:
-            os.remove(path)
-    except (OSError, IOError):
-        pass
+            file_io.remove_quietly(temp)
 
 
 # ---------------------------------------------------------------------------
@@ -808,7 +755,7 @@ def create_pretraining_data(input_patterns, output_paths, settings, num_workers=
     settings.validate()
     check_vocab(settings.vocab_file)
     paths = expand_input_patterns(input_patterns)
-    total = sum(map(_size_of, paths))
+    total = sum(map(file_io.size, paths))
     progress = Progress(total)
     outputs = OutputFiles(output_paths)
     try:

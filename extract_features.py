@@ -94,7 +94,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import zipfile
 
 import numpy as np
@@ -103,6 +102,7 @@ from absl import app, flags, logging
 
 import checkpoints
 import common_flags
+import file_io
 import modeling
 import tokenization
 import training
@@ -242,12 +242,6 @@ class Examples:
         return ids, mask, types
 
 
-def _open_read(path):
-    if "://" in path:  # gs:// and the other filesystems TensorFlow reads
-        return tf.io.gfile.GFile(path, "rb")
-    return open(path, "rb")
-
-
 def read_examples(input_file, tokenizer, max_seq_length):
     """Reads and tokenizes every line of `input_file` -> Examples.
 
@@ -259,7 +253,7 @@ def read_examples(input_file, tokenizer, max_seq_length):
     offsets = [0]
     type_starts = []
     truncated = pairs = 0
-    with _open_read(input_file) as reader:
+    with file_io.open_file(input_file, "rb") as reader:
         for number, raw in enumerate(reader, 1):
             text = tokenization.convert_to_unicode(raw, source=f"{input_file}, line {number}")
             text_a, text_b = split_line(text)
@@ -409,19 +403,6 @@ class FeatureExtractor:
 # Output
 
 
-def _temporary_name(path):
-    directory, base = os.path.split(path)
-    return os.path.join(directory, f".{base}.tmp-{uuid.uuid4().hex[:12]}")
-
-
-def _remove_quietly(path):
-    try:
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.remove(path)
-    except tf.errors.OpError:
-        pass
-
-
 def round6(values):
     """float32 values -> float64 rounded to 6 decimals, equal to Python's round(float(x), 6).
 
@@ -439,7 +420,7 @@ class _Sink:
 
     def __init__(self, output_file, examples, layer_indexes, pooling, hidden_size, vocab_tokens):
         self.output_file = output_file
-        self.tmp = _temporary_name(output_file)
+        self.tmp = file_io.temp_name(output_file)
         self.examples = examples
         self.layer_indexes = layer_indexes
         self.pooling = pooling
@@ -470,10 +451,10 @@ class _Sink:
 
     def close(self):
         """Finishes the temporary file and renames it to output_file."""
-        tf.io.gfile.rename(self.tmp, self.output_file, overwrite=True)
+        file_io.rename(self.tmp, self.output_file)
 
     def abort(self):
-        _remove_quietly(self.tmp)
+        file_io.remove_quietly(self.tmp)
 
 
 class JsonlSink(_Sink):
@@ -567,7 +548,7 @@ class NpzSink(_Sink):
 
     def __init__(self, *args):
         super().__init__(*args)
-        remote = "://" in self.output_file
+        remote = file_io.is_remote(self.output_file)
         parent = None if remote else (os.path.dirname(os.path.abspath(self.output_file)))
         self.scratch = tempfile.mkdtemp(prefix=".extract_features-", dir=parent)
         e = self.examples
@@ -620,7 +601,8 @@ class NpzSink(_Sink):
         self.arrays.clear()
         for name, value in self._small_arrays().items():
             np.save(os.path.join(self.scratch, f"{name}.npy"), value, allow_pickle=False)
-        local = self.tmp if "://" not in self.tmp else os.path.join(self.scratch, "out.npz")
+        local = (os.path.join(self.scratch, "out.npz") if file_io.is_remote(self.tmp)
+                 else self.tmp)
         with zipfile.ZipFile(local, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             for name in sorted(os.listdir(self.scratch)):
                 if name.endswith(".npy"):

@@ -93,6 +93,7 @@ from absl import app, flags, logging
 import checkpoints
 import classifier_data
 import common_flags
+import file_io
 import metrics
 import modeling
 import optimization
@@ -235,7 +236,7 @@ def read_label_list(*directories):
 
 
 def write_label_list(directory, labels):
-    training.write_text_atomically(os.path.join(directory, LABEL_LIST_FILE),
+    file_io.write_text_atomically(os.path.join(directory, LABEL_LIST_FILE),
                                    "".join(f"{label}\n" for label in labels))
 
 
@@ -530,7 +531,7 @@ def write_test_results(path, kind, outputs):
         lines = [f"{float(value)}\n" for value in outputs]
     else:
         lines = ["\t".join(str(float(p)) for p in row) + "\n" for row in outputs]
-    training.write_text_atomically(path, "".join(lines))
+    file_io.write_text_atomically(path, "".join(lines))
 
 
 def predict_test_sets(runner, data, caches, feature_spec, f):

@@ -51,6 +51,8 @@ import collections
 import re
 import unicodedata
 
+import file_io
+
 _CJK_RANGES = (
     (0x4E00, 0x9FFF),
     (0x3400, 0x4DBF),
@@ -107,12 +109,7 @@ def printable_text(text):
 
 def load_vocab(vocab_file):
     """Loads a vocabulary file (one token per line) into an OrderedDict."""
-    if "://" in vocab_file:  # gs:// and the other filesystems only TensorFlow reads
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        opener = lambda path: tf.io.gfile.GFile(path, "rb")
-    else:  # local files without importing TensorFlow (seconds, in every data worker)
-        opener = lambda path: open(path, "rb")
-    with opener(vocab_file) as reader:
+    with file_io.open_file(vocab_file, "rb") as reader:
         lines = reader.read().split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline ending the last line starts no new line

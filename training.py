@@ -19,9 +19,7 @@ writes TensorBoard summaries under the output directory.
 import dataclasses
 import hashlib
 import json
-import os
 import time
-import uuid
 from typing import Callable
 
 import numpy as np
@@ -30,6 +28,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 import checkpoints
+import file_io
 import modeling
 import optimization
 
@@ -550,18 +549,6 @@ def parse_examples(records, name_to_features):
 # fingerprint is equal; files are written under temporary names and renamed.
 
 
-def write_text_atomically(path, text):
-    """Writes `text` to a temporary file next to `path`, then renames it over `path`."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            f.write(text)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-
-
 def file_sha256(path):
     """The sha256 hex digest of a file's bytes (any tf.io.gfile path)."""
     digest = hashlib.sha256()
@@ -600,14 +587,13 @@ def cached_tfrecord(path, fingerprint, write_records):
     # Removed first, written last: a cache is trusted only once its records are complete.
     if tf.io.gfile.exists(meta_path):
         tf.io.gfile.remove(meta_path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = file_io.temp_name(path)
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
             statistics = write_records(writer) or {}
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        file_io.rename(tmp, path)
     finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-    write_text_atomically(meta_path, json.dumps({"fingerprint": wanted, "statistics": statistics},
-                                                indent=1) + "\n")
+        file_io.remove_quietly(tmp)
+    file_io.write_text_atomically(
+        meta_path, json.dumps({"fingerprint": wanted, "statistics": statistics}, indent=1) + "\n")
     return statistics, False

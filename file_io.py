@@ -1,0 +1,89 @@
+"""Files on a local disk or on any filesystem TensorFlow reads (gs://, hdfs://, ...), one way.
+
+Local paths use Python's own file functions; paths with a scheme ("gs://bucket/x") go through
+`tf.io.gfile`, imported only then. That keeps TensorFlow (seconds to import) out of the processes
+that only prepare data: the tokenizer, create_pretraining_data.py's workers, the classifier and
+SQuAD readers.
+"""
+import glob as _glob
+import os
+import uuid
+
+
+def is_remote(path) -> bool:
+    """Whether `path` names a file only `tf.io.gfile` can reach (it has a scheme: "gs://...")."""
+    return "://" in str(path)
+
+
+def _gfile():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile
+
+
+def open_file(path, mode="rb"):
+    """`open(path, mode)` for local paths, `tf.io.gfile.GFile(path, mode)` for the others."""
+    if is_remote(path):
+        return _gfile().GFile(path, mode)
+    return open(path, mode)  # pylint: disable=unspecified-encoding
+
+
+def isfile(path) -> bool:
+    if is_remote(path):
+        gfile = _gfile()
+        return gfile.exists(path) and not gfile.isdir(path)
+    return os.path.isfile(path)
+
+
+def glob(pattern):
+    """The paths matching `pattern`, sorted."""
+    if is_remote(pattern):
+        gfile = _gfile()
+        try:
+            return sorted(gfile.glob(pattern))
+        except Exception:  # pylint: disable=broad-except  (tf.errors.NotFoundError: no match)
+            return []
+    return sorted(_glob.glob(pattern))
+
+
+def size(path) -> int:
+    return _gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
+
+
+def rename(src, dst):
+    """Moves `src` over `dst` (replacing it)."""
+    if is_remote(dst):
+        _gfile().rename(src, dst, overwrite=True)
+    else:
+        os.replace(src, dst)
+
+
+def remove_quietly(path):
+    """Removes `path` if it exists; errors (already gone, no permission) are ignored."""
+    try:
+        if is_remote(path):
+            _gfile().remove(path)
+        else:
+            os.remove(path)
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+def temp_name(path):
+    """A hidden name next to `path`, unique to this write, for writing before a rename."""
+    head, tail = os.path.split(str(path))
+    return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+
+
+def write_text_atomically(path, text):
+    """Writes `text` (UTF-8, "\\n" line ends) to a temporary file next to `path`, then renames it
+    over `path`: readers see the old file or the new one, never half of one. Creates the
+    directory of a local `path`."""
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temp = temp_name(path)
+    try:
+        with open_file(temp, "wb") as f:
+            f.write(text.encode("utf-8"))
+        rename(temp, path)
+    finally:
+        remove_quietly(temp)

@@ -99,11 +99,14 @@ def define_runner_flags(save_checkpoints_steps=1000):
 
 
 def define_train_flags(train_batch_size=32, eval_batch_size=8, learning_rate=5e-5):
+    """--do_train, --train_batch_size, --learning_rate and, unless eval_batch_size is None,
+    --do_eval and --eval_batch_size (run_squad.py has no evaluation mode of its own)."""
     DEFINE_bool("do_train", False, "Whether to run training.")
-    DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
     DEFINE_integer("train_batch_size", train_batch_size, "Total batch size for training.")
-    DEFINE_integer("eval_batch_size", eval_batch_size, "Total batch size for eval.")
     DEFINE_float("learning_rate", learning_rate, "The initial learning rate for Adam.")
+    if eval_batch_size is not None:
+        DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+        DEFINE_integer("eval_batch_size", eval_batch_size, "Total batch size for eval.")
 
 
 def define_epoch_flags():
@@ -112,6 +115,27 @@ def define_epoch_flags():
     DEFINE_float("warmup_proportion", 0.1,
                        "Proportion of training to perform linear learning rate warmup for. "
                        "E.g., 0.1 = 10% of training.")
+
+
+def warn_if_case_mismatch(f):
+    """The original's check of --do_lower_case against a released checkpoint's name, as a
+    warning: a checkpoint can be renamed, and the run is still meaningful."""
+    import tokenization  # pylint: disable=import-outside-toplevel
+    from absl import logging  # pylint: disable=import-outside-toplevel
+    try:
+        tokenization.validate_case_matches_checkpoint(f.do_lower_case, f.init_checkpoint)
+    except ValueError as e:
+        logging.warning("%s", e)
+
+
+def fine_tuning_steps(num_examples, train_batch_size, num_train_epochs, warmup_proportion):
+    """(num_train_steps, num_warmup_steps) from the epoch flags, as the original computed them."""
+    num_train_steps = int(num_examples / train_batch_size * num_train_epochs)
+    if num_train_steps < 1:
+        raise ValueError(f"{num_examples} training examples / --train_batch_size="
+                         f"{train_batch_size} x --num_train_epochs={num_train_epochs} is less "
+                         f"than one step")
+    return num_train_steps, int(num_train_steps * warmup_proportion)
 
 
 def strategy_from_flags(f):

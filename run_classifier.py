@@ -194,15 +194,6 @@ def task_options(f, labels=None):
     return options
 
 
-def warn_if_case_mismatch(do_lower_case, init_checkpoint):
-    """The original's check of --do_lower_case against a released checkpoint's name, as a
-    warning: a checkpoint can be renamed, and the run is still meaningful."""
-    try:
-        tokenization.validate_case_matches_checkpoint(do_lower_case, init_checkpoint)
-    except ValueError as e:
-        logging.warning("%s", e)
-
-
 def kind_of(task):
     return REGRESSION if task.is_regression else MULTI_LABEL if task.multi_label \
         else CLASSIFICATION
@@ -262,7 +253,7 @@ def load_task_data(f, has_checkpoint, eval_needed):
     data = TaskData(task)
     if f.do_train:
         data.train = task.train_examples(f.data_dir)
-        train_steps(len(data.train), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+        common_flags.fine_tuning_steps(len(data.train), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
     if eval_needed:
         data.dev = task.dev_sets(f.data_dir)
         if not data.dev:
@@ -618,18 +609,8 @@ def eval_callback(evaluator, split, best, every_steps, output_dir):
 
 # -- Training -------------------------------------------------------------------------------------
 
-def train_steps(num_examples, train_batch_size, num_train_epochs, warmup_proportion):
-    """(num_train_steps, num_warmup_steps), as the original computed them."""
-    num_train_steps = int(num_examples / train_batch_size * num_train_epochs)
-    if num_train_steps < 1:
-        raise ValueError(f"{num_examples} training examples / --train_batch_size="
-                         f"{train_batch_size} x --num_train_epochs={num_train_epochs} is less "
-                         f"than one step")
-    return num_train_steps, int(num_train_steps * warmup_proportion)
-
-
 def train(runner, f, data, caches, feature_spec, callbacks):
-    num_train_steps, num_warmup_steps = train_steps(len(data.train), f.train_batch_size,
+    num_train_steps, num_warmup_steps = common_flags.fine_tuning_steps(len(data.train), f.train_batch_size,
                                                     f.num_train_epochs, f.warmup_proportion)
     logging.info("***** Running training *****  %d examples, batch size %d, %d steps (%d warm-up)",
                  len(data.train), f.train_batch_size, num_train_steps, num_warmup_steps)
@@ -650,7 +631,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     check_flags(f)
-    warn_if_case_mismatch(f.do_lower_case, f.init_checkpoint)
+    common_flags.warn_if_case_mismatch(f)
     bert_config = common_flags.bert_config_from_flags(f)
     tf.io.gfile.makedirs(f.output_dir)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None

@@ -25,6 +25,7 @@ from tensorflow.core.util import event_pb2
 
 import checkpoints
 import classifier_data
+import common_flags
 import metrics
 import modeling
 import run_classifier
@@ -284,10 +285,12 @@ def test_glue_task_trains_evaluates_and_predicts(env, task, tmp_path_factory):
 
 def test_case_flag_contradicting_the_checkpoint_name_is_a_warning(env, caplog):
     caplog.set_level(logging.WARNING)
-    run_classifier.warn_if_case_mismatch(True, env.init_checkpoint)
+    common_flags.warn_if_case_mismatch(
+        types.SimpleNamespace(do_lower_case=True, init_checkpoint=env.init_checkpoint))
     assert "cased_L-12_H-768_A-12 is a cased model" in caplog.text
     caplog.clear()
-    run_classifier.warn_if_case_mismatch(False, env.init_checkpoint)
+    common_flags.warn_if_case_mismatch(
+        types.SimpleNamespace(do_lower_case=False, init_checkpoint=env.init_checkpoint))
     assert not caplog.text
 
 

@@ -1056,6 +1056,33 @@ class BertClassifier(tf.Module):
         return self.classifier(out.pooled_output, training)
 
 
+class BertQuestionAnswering(tf.Module):
+    """`bert/...` plus `cls/squad/output_weights` [2, H] / `cls/squad/output_bias` [2]: the
+    original run_squad model (no dropout on the sequence output before the span head)."""
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__(name=None)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.span = SpanHead(config)
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids int [B, S] -> (start_logits,
+        end_logits), float32 [B, S] each."""
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return self.span(out.sequence_output)
+
+
+def span_loss(start_logits, end_logits, start_positions, end_positions):
+    """The original SQuAD loss: the mean of the start and the end position cross entropies, each
+    a softmax over all S positions of the window (padding included, as the original).
+    start/end_logits [B, S], positions int [B]. Returns (loss, per_example [B])."""
+    _, start = classification_loss(start_logits, start_positions)
+    _, end = classification_loss(end_logits, end_positions)
+    per_example = (start + end) / 2.0
+    return tf.reduce_mean(per_example), per_example
+
+
 def _pretraining_losses(model, features, training):
     mlm_logits, nsp_logits = model(features, training)
     mlm_loss, _ = masked_lm_loss(mlm_logits, features["masked_lm_ids"],

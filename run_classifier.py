@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for sentence (pair) classification or regression: the original run_classifier.py.
+r"""Fine-tunes BERT for sentence (pair) classification or regression: the original run_classifier.py.
 
 The GLUE tasks (CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI, AX), XNLI, and a generic
 task for your own TSV/CSV/JSON files (classifier_data.py reads them), on the shared runner

@@ -1,4 +1,4 @@
-"""Pretrains BERT on masked-LM and next-sentence prediction: the original run_pretraining.py.
+r"""Pretrains BERT on masked-LM and next-sentence prediction: the original run_pretraining.py.
 
 Reads the TFRecord files that create_pretraining_data.py writes, trains `BertPretrainer` (BERT plus
 the `cls/predictions` and `cls/seq_relationship` heads) on the shared runner (training.py, any

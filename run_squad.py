@@ -1,4 +1,4 @@
-"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 / 2.0: the original run_squad.py.
+r"""Fine-tunes BERT for extractive question answering on SQuAD 1.1 / 2.0: the original run_squad.py.
 
 On the shared runner (training.py: any tf.distribute strategy, bfloat16, gradient accumulation,
 resume). The original README's command lines run unchanged, for example SQuAD 1.1:

@@ -9,16 +9,14 @@ import safetensors.numpy
 import tensorflow as tf
 import torch
 import transformers
-from absl import flags
-from absl.testing import flagsaver
 
 import checkpoints
 import convert_hf_checkpoint as convert
 import modeling
 import tokenization
 from real_model import real_model_dir
+from script_main import run_script_main
 
-FLAGS = flags.FLAGS
 TOLERANCE = 1e-4
 
 # Sentences of different lengths (written for this test), so the batch carries padding.
@@ -37,11 +35,7 @@ PAIRS = [
 
 def run_main(**flag_values):
     """Runs the script's main() with these flags, as `python3 convert_hf_checkpoint.py` would."""
-    argv = ["convert_hf_checkpoint.py"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        return convert.main(argv[:1])
+    return run_script_main(convert, **flag_values)
 
 
 def max_diff_on_real_positions(ours, theirs, mask):

@@ -14,8 +14,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
 import checkpoints
 import convert_hf_checkpoint
@@ -23,8 +21,8 @@ import extract_features as ef
 import modeling
 import tokenization
 from real_model import real_model_dir
+from script_main import run_script_main
 
-FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4
 
@@ -93,11 +91,7 @@ def model_flags(model, **overrides):
 
 def run_main(**flag_values):
     """Runs extract_features.main() with these flags, as the command line would."""
-    argv = ["extract_features.py"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        return ef.main(argv[:1])
+    return run_script_main(ef, **flag_values)
 
 
 def extract(model, input_file, output_file, **kwargs):

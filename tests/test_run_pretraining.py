@@ -13,16 +13,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
 import checkpoints
 import modeling
 import run_pretraining
 import training
+from script_main import run_script_main
 from test_modeling import tiny_config
 
-FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ, PRED = 32, 5
 FILE_SIZES = (12, 9)  # 21 examples: with eval batches of 4 the last holds one (a replica idles)
@@ -115,11 +113,7 @@ def tiny_flags(data, output_dir, **overrides):
 
 def run_main(**flag_values):
     """Runs run_pretraining.main() with these flags, as the command line would."""
-    argv = ["run_pretraining.py"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        return run_pretraining.main(argv[:1])
+    return run_script_main(run_pretraining, **flag_values)
 
 
 def read_results(output_dir):

@@ -15,16 +15,14 @@ import types
 
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
 import checkpoints
 import modeling
 import run_squad
 import squad_metrics
+from script_main import run_script_main
 from test_modeling import tiny_config
 
-FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQ = 48
 NAMES = "Ada Bela Carl Dora Emil Fenna Gus Hana Ivo Jana".split()
@@ -99,11 +97,7 @@ def base_flags(env, output_dir, **overrides):
 
 
 def run_main(**flag_values):
-    argv = ["run_squad.py"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        return run_squad.main(argv[:1])
+    return run_script_main(run_squad, **flag_values)
 
 
 def read_results(path):

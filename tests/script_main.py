@@ -1,0 +1,14 @@
+"""Runs a script's main() in this process, with flags parsed as its command line would be."""
+import os
+
+from absl import flags
+from absl.testing import flagsaver
+
+
+def run_script_main(module, **flag_values):
+    """module.main() after parsing `--name=value` for each flag; flags are restored afterwards."""
+    argv = [os.path.basename(module.__file__)] + [f"--{k}={v}" for k, v in flag_values.items()]
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(argv)
+        return module.main(argv[:1])

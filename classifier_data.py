@@ -385,6 +385,12 @@ class Task:
     def test_sets(self, data_dir) -> Dict[str, List[InputExample]]:
         raise NotImplementedError
 
+    def transfer_examples(self, path, set_name="transfer") -> List[InputExample]:
+        """The examples of one file laid out as the task's training file, labels optional (a
+        transfer set for distillation): guids "<set_name>-<n>", label None where the label column
+        is missing or empty."""
+        raise NotImplementedError
+
     # Labels. ----------------------------------------------------------------
 
     @property
@@ -445,10 +451,11 @@ class Task:
     # Reading. ---------------------------------------------------------------
 
     def _examples(self, path, records, extract: Callable, set_name, is_test,
-                  skip_malformed=False, empty_hint="") -> List[InputExample]:
+                  skip_malformed=False, empty_hint="", guid_prefix=None) -> List[InputExample]:
         """InputExamples from (line, record) pairs; `extract` gives the fields of a record.
 
-        In a test set, an empty or missing label means "unlabelled" (None).
+        In a test set, an empty or missing label means "unlabelled" (None). With `guid_prefix`,
+        guids are "<guid_prefix>-<n>" whatever the set.
         """
         examples, skipped = [], []
         for line, record in records:
@@ -466,7 +473,9 @@ class Task:
                     skipped.append(line)
                     continue
                 raise DataError(str(e), path, line) from None
-            if index is not None:
+            if guid_prefix is not None:
+                guid = f"{guid_prefix}-{len(examples)}"
+            elif index is not None:
                 guid = index
             else:
                 guid = str(len(examples)) if is_test else f"{set_name}-{len(examples)}"
@@ -481,7 +490,7 @@ class Task:
         return examples
 
     def _read_tsv(self, path, columns: Columns, set_name, is_test, has_header=True, width=None,
-                  skip_malformed=False) -> List[InputExample]:
+                  skip_malformed=False, guid_prefix=None) -> List[InputExample]:
         """A tab-separated file, with a header line or (has_header=False) a known width."""
         rows = read_tsv(path)
         first = next(rows, None)
@@ -494,7 +503,8 @@ class Task:
             extract = _table_extractor(columns, None, width or len(first[1]), path, first[0])
             rows = _chain([first], rows)
         empty_hint = f"for language {columns.language!r}" if columns.language else ""
-        return self._examples(path, rows, extract, set_name, is_test, skip_malformed, empty_hint)
+        return self._examples(path, rows, extract, set_name, is_test, skip_malformed, empty_hint,
+                              guid_prefix)
 
     # Submissions. -----------------------------------------------------------
 
@@ -626,6 +636,17 @@ class GlueTask(Task):
     def test_sets(self, data_dir):
         return {name: self._read(data_dir, split, name, is_test=True)
                 for name, split in self.spec.test.items()}
+
+    def transfer_examples(self, path, set_name="transfer"):
+        split = self.spec.train
+        if split is None:
+            raise ValueError(f"task {self.name!r} has no training data, so no layout for a "
+                             f"transfer set ({self.spec.hint})")
+        if not file_io.isfile(path):
+            raise _missing(path, f"a transfer file laid out as the {self.name} training file")
+        columns = dataclasses.replace(split.columns, label_required=False, index=None)
+        return self._read_tsv(path, columns, set_name, True, split.has_header, split.width,
+                              split.skip_malformed, guid_prefix=set_name)
 
 
 def _pair_task(name, labels, metric_names, a, b, label, submission, **kwargs):
@@ -796,13 +817,19 @@ class GenericTask(Task):
         return found[0]
 
     def _read(self, data_dir, stem, is_test):
-        path = self._path(data_dir, stem)
         # The index column names the rows of a submission: test files only.
         columns = dataclasses.replace(self.columns, label_required=not is_test,
                                       index=self.columns.index if is_test else None)
-        fmt = path.rsplit(".", 1)[1]
+        return self._read_file(self._path(data_dir, stem), columns, stem, is_test)
+
+    def _read_file(self, path, columns, set_name, is_test, guid_prefix=None):
+        fmt = self.file_format or path.rsplit(".", 1)[-1].lower()
+        if fmt not in FILE_FORMATS:
+            raise DataError(f"unknown file format {fmt!r}: name the file .tsv, .csv, .jsonl or "
+                            f".json, or pass file_format=", path)
         if fmt == "tsv":
-            return self._read_tsv(path, columns, stem, is_test, self.has_header)
+            return self._read_tsv(path, columns, set_name, is_test, self.has_header,
+                                  guid_prefix=guid_prefix)
         if fmt == "csv":
             rows = read_csv(path)
             first = next(rows, None)
@@ -812,12 +839,13 @@ class GenericTask(Task):
             extract = _table_extractor(columns, header, len(first[1]), path, first[0])
             if not self.has_header:
                 rows = _chain([first], rows)
-            return self._examples(path, rows, extract, stem, is_test)
+            return self._examples(path, rows, extract, set_name, is_test, guid_prefix=guid_prefix)
         rows = read_json_records(path)
         first = next(rows, None)
         if first is None:
             raise DataError("empty file", path)
-        return self._examples(path, _chain([first], rows), _json_extractor(columns), stem, is_test)
+        return self._examples(path, _chain([first], rows), _json_extractor(columns), set_name,
+                              is_test, guid_prefix=guid_prefix)
 
     def _ensure_labels(self, data_dir, required):
         """Collects the labels from the training file if they were not given."""
@@ -848,6 +876,12 @@ class GenericTask(Task):
     def test_sets(self, data_dir):
         self._ensure_labels(data_dir, required=False)
         return {"test": self._read(data_dir, "test", is_test=True)}
+
+    def transfer_examples(self, path, set_name="transfer"):
+        if not file_io.isfile(path):
+            raise _missing(path, "a transfer file laid out as the training file")
+        columns = dataclasses.replace(self.columns, label_required=False, index=None)
+        return self._read_file(path, columns, set_name, True, guid_prefix=set_name)
 
 
 # ---------------------------------------------------------------------------

@@ -619,3 +619,58 @@ def test_labels_from_examples():
         [make("1", "a", label=["z", "x"]), make("2", "a", label=["y"])]) == ["x", "y", "z"]
     with pytest.raises(ValueError, match="not a class name"):
         classifier_data.labels_from_examples([make("1", "a", label=0.5)])
+
+
+# ---------------------------------------------------------------------------
+# Transfer sets (distillation): the training file's layout, labels optional.
+# ---------------------------------------------------------------------------
+
+
+def test_transfer_file_in_the_training_layout_with_or_without_labels(tmp_path):
+    sst2 = get_task("sst-2")
+    with_labels = _write(tmp_path, "labelled.tsv", [["a b .", "1"], ["c d .", ""]],
+                         header=["sentence", "label"])
+    without = _write(tmp_path, "plain.tsv", [["e f ."], [QUOTED]], header=["sentence"])
+    examples = sst2.transfer_examples(with_labels)
+    assert [(e.guid, e.text_a, e.label, e.line) for e in examples] == [
+        ("transfer-0", "a b .", "1", 2), ("transfer-1", "c d .", None, 3)]
+    examples = sst2.transfer_examples(without, "transfer2")
+    assert [(e.guid, e.text_a, e.label) for e in examples] == [
+        ("transfer2-0", "e f .", None), ("transfer2-1", QUOTED, None)]
+    # CoLA's training layout has no header: source, label, mark, sentence.
+    cola = _write(tmp_path, "cola.tsv", [["src", "", "", "a sentence ."], ["src", "0", "*", "b ."]])
+    assert _texts(get_task("cola").transfer_examples(cola)) == [
+        ("a sentence .", None, None), ("b .", None, "0")]
+    # A pair task keeps both texts; MNLI reads its columns by name, in any order.
+    mnli = _write(tmp_path, "mnli.tsv", [["p .", "h ."]], header=["sentence2", "sentence1"])
+    assert _texts(get_task("mnli").transfer_examples(mnli)) == [("h .", "p .", None)]
+
+
+def test_transfer_file_errors_name_the_file(tmp_path):
+    sst2 = get_task("sst-2")
+    with pytest.raises(FileNotFoundError, match="laid out as the sst-2 training file"):
+        sst2.transfer_examples(str(tmp_path / "missing.tsv"))
+    bad = _write(tmp_path, "bad.tsv", [["a .", "1"], ["b .", "7"]], header=["sentence", "label"])
+    with pytest.raises(DataError, match=rf"{bad}:3: unknown label '7'"):
+        sst2.transfer_examples(bad)
+    no_text = _write(tmp_path, "no_text.tsv", [["a ."]], header=["text"])
+    with pytest.raises(DataError, match=r"no column 'sentence'"):
+        sst2.transfer_examples(no_text)
+    with pytest.raises(ValueError, match="no training data"):
+        get_task("ax").transfer_examples(bad)
+
+
+def test_generic_transfer_file_in_any_format(tmp_path):
+    task = get_task("generic", text_a_column="q", text_b_column="a", label_column="y",
+                    labels=["no", "yes"])
+    path = tmp_path / "transfer.jsonl"
+    path.write_text('{"q": "x ?", "a": "y ."}\n{"q": "z ?", "a": "w .", "y": "yes"}\n')
+    assert [(e.guid, e.text_a, e.text_b, e.label) for e in task.transfer_examples(str(path))] == [
+        ("transfer-0", "x ?", "y .", None), ("transfer-1", "z ?", "w .", "yes")]
+    csv_path = tmp_path / "more.csv"
+    csv_path.write_text('q,a\n"multi\nline ?",b .\n')
+    assert _texts(task.transfer_examples(str(csv_path))) == [("multi\nline ?", "b .", None)]
+    odd = tmp_path / "transfer.txt"
+    odd.write_text("q\tlabel\n")
+    with pytest.raises(DataError, match=rf"{odd}: unknown file format 'txt'"):
+        task.transfer_examples(str(odd))

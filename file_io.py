@@ -5,6 +5,7 @@ Local paths use Python's own file functions; paths with a scheme ("gs://bucket/x
 that only prepare data: the tokenizer, create_pretraining_data.py's workers, the classifier and
 SQuAD readers.
 """
+import contextlib
 import glob as _glob
 import os
 import uuid
@@ -74,16 +75,30 @@ def temp_name(path):
     return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
-def write_text_atomically(path, text):
-    """Writes `text` (UTF-8, "\\n" line ends) to a temporary file next to `path`, then renames it
-    over `path`: readers see the old file or the new one, never half of one. Creates the
-    directory of a local `path`."""
+@contextlib.contextmanager
+def atomic_open(path, mode="w"):
+    """A file opened for writing ("w": UTF-8 text with "\\n" line ends; "wb": bytes) under a
+    temporary name next to `path`, renamed over `path` when the block ends without an exception
+    (removed if it raises): readers see the old file or the complete new one, never half of one.
+    Creates the directory of a local `path`."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     if not is_remote(path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temp = temp_name(path)
     try:
-        with open_file(temp, "wb") as f:
-            f.write(text.encode("utf-8"))
+        if mode == "w" and not is_remote(path):
+            f = open(temp, "w", encoding="utf-8", newline="\n")
+        else:
+            f = open_file(temp, mode)
+        with f:
+            yield f
         rename(temp, path)
     finally:
         remove_quietly(temp)
+
+
+def write_text_atomically(path, text):
+    """Writes `text` to `path` through atomic_open."""
+    with atomic_open(path, "wb") as f:
+        f.write(text.encode("utf-8"))

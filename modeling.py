@@ -988,6 +988,31 @@ def multi_label_loss(logits, labels):
     return tf.reduce_mean(per_example), per_example
 
 
+# Distillation: the student learns the teacher's output distribution (Hinton et al., 2015; Turc et
+# al., 2019 distil with temperature 1). Both logits are divided by the temperature T and the loss
+# is multiplied by T^2, so that its gradients keep their size whatever T is.
+
+def soft_classification_loss(logits, teacher_logits, temperature=1.0):
+    """Cross entropy between softmax(teacher_logits / T) and softmax(logits / T), times T^2.
+
+    logits, teacher_logits [B, L]. Returns (loss, per_example [B]).
+    """
+    t = float(temperature)
+    targets = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / t, axis=-1)
+    per_example = tf.nn.softmax_cross_entropy_with_logits(
+        labels=targets, logits=tf.cast(logits, tf.float32) / t) * (t * t)
+    return tf.reduce_mean(per_example), per_example
+
+
+def soft_multi_label_loss(logits, teacher_logits, temperature=1.0):
+    """Sigmoid cross entropy against sigmoid(teacher_logits / T), averaged over the L labels,
+    times T^2. logits, teacher_logits [B, L]. Returns (loss, per_example [B])."""
+    t = float(temperature)
+    loss, per_example = multi_label_loss(tf.cast(logits, tf.float32) / t,
+                                         tf.sigmoid(tf.cast(teacher_logits, tf.float32) / t))
+    return loss * (t * t), per_example * (t * t)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Variable names
 

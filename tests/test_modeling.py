@@ -450,3 +450,44 @@ def test_xla_and_plain_tensorflow_give_the_same_values_and_masks(monkeypatch):
     monkeypatch.setattr(modeling, "COMPILE_ELEMENTWISE_WITH_XLA", False)
     for a, b in zip(compiled, run()):  # the same masks, or these would differ by O(1)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_distillation_losses_against_numpy(temperature):
+    rng = np.random.default_rng(0)
+    student, teacher = rng.normal(size=(4, 3)) * 3, rng.normal(size=(4, 3)) * 3
+    t = temperature
+    expected = -(_softmax(teacher / t) * np.log(_softmax(student / t))).sum(-1) * t * t
+    loss, per_example = modeling.soft_classification_loss(tf.constant(student, tf.float32),
+                                                          tf.constant(teacher, tf.float32), t)
+    np.testing.assert_allclose(per_example.numpy(), expected, rtol=1e-5)
+    assert float(loss) == pytest.approx(expected.mean(), rel=1e-5)
+    p, q = 1 / (1 + np.exp(-teacher / t)), 1 / (1 + np.exp(-student / t))
+    expected = -(p * np.log(q) + (1 - p) * np.log(1 - q)).mean(-1) * t * t
+    loss, per_example = modeling.soft_multi_label_loss(tf.constant(student, tf.float32),
+                                                       tf.constant(teacher, tf.float32), t)
+    np.testing.assert_allclose(per_example.numpy(), expected, rtol=1e-5)
+    assert float(loss) == pytest.approx(expected.mean(), rel=1e-5)
+
+
+def test_distillation_loss_is_the_hard_loss_for_a_certain_teacher_and_keeps_its_gradient_scale():
+    student = tf.constant([[0.3, -1.0, 2.0], [1.0, 0.0, 0.5]])
+    certain = tf.constant([[0.0, 0.0, 60.0], [60.0, 0.0, 0.0]])  # one-hot after the softmax
+    soft, _ = modeling.soft_classification_loss(student, certain)
+    hard, _ = modeling.classification_loss(student, tf.constant([2, 0]))
+    assert float(soft) == pytest.approx(float(hard), rel=1e-5)
+    # d loss / d logits = T (softmax(s / T) - softmax(t / T)) / B: the T^2 factor keeps it O(1)
+    # for the soft targets a large temperature gives.
+    teacher = tf.constant([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+    for t in (1.0, 4.0):
+        with tf.GradientTape() as tape:
+            tape.watch(student)
+            loss, _ = modeling.soft_classification_loss(student, teacher, t)
+        expected = t * (_softmax(student.numpy() / t) - _softmax(teacher.numpy() / t)) / 2
+        np.testing.assert_allclose(tape.gradient(loss, student).numpy(), expected, rtol=1e-4,
+                                   atol=1e-7)

@@ -46,10 +46,16 @@ Outputs in --output_dir:
   train.tf_record, eval.tf_record, predict.tf_record (+ _mismatched for MNLI)
                          the features, built once and reused (see "Feature caches").
   best/                  (--eval_every_steps) the best checkpoint so far (see below).
+  soft_labels.jsonl      (--do_label_transfer) the model's logits on the transfer set, for
+                         distilling a student (see "Distillation"; soft_labels.py: the format).
+  distillation_results.txt  (--teacher_soft_labels) teacher_agreement, the share of transfer
+                         examples where student and teacher predict the same (for regression
+                         teacher_mse), after training and, as teacher_agreement_at_start, before.
 
 New flags: the generic task's --text_a_column, --text_b_column, --label_column, --index_column,
 --file_format, --has_header, --labels, --multi_label, --label_separator, --regression;
---multi_label_threshold; --xnli_language; --eval_every_steps.
+--multi_label_threshold; --xnli_language; --eval_every_steps; --do_label_transfer,
+--transfer_file, --teacher_soft_labels, --distill_temperature, --gold_label_weight.
 
 Evaluation during training: --eval_every_steps=N (0 = off) evaluates on the dev set (MNLI:
 dev_matched) after every N steps and after the last step. When the task's main metric (the first
@@ -61,6 +67,30 @@ previous best is deleted. A resumed run continues from the best recorded there. 
 also goes to TensorBoard under <output_dir>/eval. --do_eval and --do_predict after training use
 the final weights, as the original; to predict with the best ones run
 `--do_predict --init_checkpoint=<output_dir>/best --output_dir=<another directory>`.
+
+Distillation (Turc et al., 2019, "Well-Read Students Learn Better"): a compact pretrained
+student learns the output distribution of a larger fine-tuned teacher on a transfer set of
+unlabelled examples. Three runs, each with its own model's --vocab_file and --bert_config_file:
+  1. fine-tune the teacher as usual (--do_train);
+  2. the teacher pass, `--do_label_transfer --transfer_file=a.tsv[,b.tsv...]` with the teacher
+     in --output_dir (or --init_checkpoint): the transfer files are laid out as the task's
+     training file (for the generic task: its columns and file formats), their labels optional;
+     --data_dir is not needed. It writes <output_dir>/soft_labels.jsonl: every example's guid
+     (transfer-<n>; transfer<k>-<n> with several files), texts, gold label (or null) and logits;
+  3. the student pass, `--do_train --teacher_soft_labels=<teacher dir>/soft_labels.jsonl` with
+     the student's --init_checkpoint: it trains on the examples of that file (not on the task's
+     training file; epochs count transfer examples), tokenized with the student's own
+     vocabulary, against the teacher's outputs: softmax cross entropy to the teacher's
+     distribution at --distill_temperature T (both logits divided by T, the loss times T^2;
+     sigmoid for multi-label), the squared error to the teacher's value for regression. With
+     --gold_label_weight=w, an example that has a gold label gets (1 - w) x that loss + w x the
+     usual loss on its label. Both default to the paper's setting (T = 1, w = 0). The
+     records are written in a fixed random order (distill.tf_record). --do_eval and --do_predict
+     work as for any classifier; distillation_results.txt says how far the student follows the
+     teacher on the first 10,000 transfer examples.
+A soft-label file whose example count differs from its header's, or whose classes are not the
+task's (a different order is fine: the logits are reordered by class name), or which comes from
+a regression teacher for a classification student, is an error naming the file.
 
 Feature caches: train.tf_record etc. are written under a temporary name and renamed, with a
 fingerprint <name>.json next to each: a sha256 of the examples read (guids, texts, labels, so any
@@ -97,6 +127,7 @@ import file_io
 import metrics
 import modeling
 import optimization
+import soft_labels
 import tokenization
 import training
 
@@ -148,11 +179,34 @@ common_flags.DEFINE_integer("eval_every_steps", 0,
                             "With --do_train: evaluate on the dev set every this many steps (and "
                             "at the end) and keep the best checkpoint by the task's main metric "
                             "in <output_dir>/best/. 0 = off.")
+# New: distillation (see "Distillation" in the docstring).
+common_flags.DEFINE_bool("do_label_transfer", False,
+                         "Teacher pass: predict the examples of --transfer_file with the model (the "
+                         "newest checkpoint in --output_dir, else --init_checkpoint) and write "
+                         "their logits to <output_dir>/soft_labels.jsonl.")
+common_flags.DEFINE_string("transfer_file", None,
+                           "With --do_label_transfer: the transfer set, one or more comma-separated "
+                           "files laid out as the task's training file; labels are optional (kept "
+                           "as gold labels where present).")
+common_flags.DEFINE_string("teacher_soft_labels", None,
+                           "Student pass: with --do_train, train on the examples of this "
+                           "soft_labels.jsonl (a teacher's --do_label_transfer) against the "
+                           "teacher's outputs, instead of on the training file.")
+common_flags.DEFINE_float("distill_temperature", 1.0,
+                          "Student pass: temperature of the teacher's and the student's softmax "
+                          "(sigmoid); the loss is scaled by its square. 1 = plain cross entropy.")
+common_flags.DEFINE_float("gold_label_weight", 0.0,
+                          "Student pass: on transfer examples with a gold label the loss is (1 - w)"
+                          " x distillation loss + w x the task's loss on the gold label. 0 = "
+                          "distil only.")
 
 GENERIC_OPTIONS = ("text_a_column", "text_b_column", "label_column", "index_column", "file_format",
                    "has_header", "labels", "multi_label", "label_separator", "regression")
 LABEL_LIST_FILE = "label_list.txt"
 EVAL_RESULTS_FILE = "eval_results.txt"
+SOFT_LABELS_FILE = "soft_labels.jsonl"
+DISTILLATION_RESULTS_FILE = "distillation_results.txt"
+AGREEMENT_EXAMPLES = 10000   # teacher agreement is measured on this many transfer examples
 BEST_DIR = "best"
 CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi_label"
 
@@ -160,11 +214,15 @@ CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi
 # -- Flags ----------------------------------------------------------------------------------------
 
 def check_flags(f):
-    if not (f.do_train or f.do_eval or f.do_predict):
+    if not (f.do_train or f.do_eval or f.do_predict or f.do_label_transfer):
         raise ValueError("At least one of `do_train`, `do_eval` or `do_predict' must be True.")
-    for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+    needed = ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
+        ("data_dir",) if f.do_eval or f.do_predict or f.eval_every_steps
+        or (f.do_train and not f.teacher_soft_labels) else ())
+    for name in needed:
         if not getattr(f, name):
             raise ValueError(f"--{name} is required")
+    check_distillation_flags(f)
     if f.eval_every_steps < 0 or (f.eval_every_steps and not f.do_train):
         raise ValueError(f"--eval_every_steps={f.eval_every_steps} needs --do_train and must be "
                          "at least 0")
@@ -173,6 +231,20 @@ def check_flags(f):
         raise ValueError(f"--{', --'.join(given)} only apply to --task_name=generic")
     if f.xnli_language and _task_key(f.task_name) != "xnli":
         raise ValueError("--xnli_language only applies to --task_name=xnli")
+
+
+def check_distillation_flags(f):
+    if bool(f.do_label_transfer) != bool(f.transfer_file):
+        raise ValueError("--do_label_transfer and --transfer_file go together")
+    if f.teacher_soft_labels and not f.do_train:
+        raise ValueError("--teacher_soft_labels is for training a student: it needs --do_train")
+    if not f.teacher_soft_labels and (f.distill_temperature != 1.0 or f.gold_label_weight):
+        raise ValueError("--distill_temperature and --gold_label_weight need "
+                         "--teacher_soft_labels")
+    if not f.distill_temperature > 0:
+        raise ValueError(f"--distill_temperature={f.distill_temperature} must be positive")
+    if not 0 <= f.gold_label_weight <= 1:
+        raise ValueError(f"--gold_label_weight={f.gold_label_weight} must be in [0, 1]")
 
 
 def _task_key(task_name):
@@ -208,6 +280,8 @@ class TaskData:
     train: list = None                                   # [InputExample]
     dev: dict = dataclasses.field(default_factory=dict)  # {split: [InputExample]}, first = main
     test: dict = dataclasses.field(default_factory=dict)
+    soft: soft_labels.SoftLabels = None   # a student's training set: train = soft.examples
+    transfer: list = None                 # [InputExample] a teacher labels (--do_label_transfer)
 
     @property
     def kind(self):
@@ -249,22 +323,65 @@ def load_task_data(f, has_checkpoint, eval_needed):
     """Reads the example sets the modes need, so that bad data fails before anything runs."""
     key = _task_key(f.task_name)
     saved = saved_labels(f, has_checkpoint) if key == "generic" and f.labels is None else None
+    soft = soft_labels.read(f.teacher_soft_labels) if f.teacher_soft_labels else None
+    if saved is None and soft is not None and key == "generic" and f.labels is None:
+        saved = soft.labels   # the student's classes are the teacher's
     task = classifier_data.get_task(f.task_name, **task_options(f, saved))
     data = TaskData(task)
-    if f.do_train:
+    if soft is not None:
+        data.soft = student_soft_labels(soft, task, f)
+        data.train = data.soft.examples
+    elif f.do_train:
         data.train = task.train_examples(f.data_dir)
-        common_flags.fine_tuning_steps(len(data.train), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+    if f.do_train:
+        common_flags.fine_tuning_steps(len(data.train), f.train_batch_size, f.num_train_epochs,
+                                       f.warmup_proportion)
     if eval_needed:
         data.dev = task.dev_sets(f.data_dir)
         if not data.dev:
             raise ValueError(f"task {task.name!r} has no dev set to evaluate on")
     if f.do_predict:
         data.test = task.test_sets(f.data_dir)
+    if f.do_label_transfer:
+        data.transfer = transfer_examples(task, f.transfer_file)
     if not task.is_regression and task.labels is None:
         raise ValueError(f"the labels of task {task.name!r} are not known: train first in this "
                          f"--output_dir, or pass --labels")
     check_labels_match(f, task, has_checkpoint)
     return data
+
+
+def student_soft_labels(soft, task, f):
+    """The teacher's soft labels, checked against the student's task, logits in its label order."""
+    path = f.teacher_soft_labels
+    if soft.kind != kind_of(task):
+        raise soft_labels.SoftLabelsError(
+            f"{path}: the teacher is a {soft.kind} model, the student's task {task.name!r} is "
+            f"{kind_of(task)}")
+    if task.is_regression and f.distill_temperature != 1.0:
+        raise ValueError("--distill_temperature applies to classification; regression distils "
+                         "with the squared error to the teacher's value")
+    if soft.header.get("task") not in (None, task.name):
+        logging.warning("%s was written for task %r; the student's task is %r", path,
+                        soft.header.get("task"), task.name)
+    soft = soft.ordered_as(task.labels, path) if task.labels is not None else soft
+    logging.info("%d transfer examples with the soft labels of %s (step %s) from %s",
+                 len(soft.examples), soft.header.get("teacher"), soft.header.get("global_step"),
+                 path)
+    return soft
+
+
+def transfer_examples(task, transfer_file):
+    """The examples of the comma-separated transfer files: guids transfer-<n> for one file,
+    transfer<k>-<n> (k = 1, 2, ...) for several."""
+    paths = [path.strip() for path in transfer_file.split(",") if path.strip()]
+    if not paths:
+        raise ValueError(f"--transfer_file={transfer_file!r} names no file")
+    examples = []
+    for k, path in enumerate(paths, 1):
+        examples += task.transfer_examples(path, "transfer" if len(paths) == 1
+                                           else f"transfer{k}")
+    return examples
 
 
 def check_labels_match(f, task, has_checkpoint):
@@ -287,26 +404,32 @@ def check_labels_match(f, task, has_checkpoint):
 CACHE_FORMAT = 1  # bump when the record layout changes
 
 
-def name_to_features(max_seq_length, kind, num_labels):
-    """The cache's record format; also the model's feature keys."""
+def name_to_features(max_seq_length, kind, num_labels, distillation=False):
+    """The cache's record format; also the model's feature keys. Distillation records add the
+    teacher's logits and whether the example has a gold label (else label_ids is 0)."""
     s = [max_seq_length]
     label = {CLASSIFICATION: tf.io.FixedLenFeature([], tf.int64),
              REGRESSION: tf.io.FixedLenFeature([], tf.float32),
              MULTI_LABEL: tf.io.FixedLenFeature([num_labels], tf.int64)}[kind]
-    return {"input_ids": tf.io.FixedLenFeature(s, tf.int64),
+    spec = {"input_ids": tf.io.FixedLenFeature(s, tf.int64),
             "input_mask": tf.io.FixedLenFeature(s, tf.int64),
             "segment_ids": tf.io.FixedLenFeature(s, tf.int64),
             "label_ids": label}
+    if distillation:
+        spec["teacher_logits"] = tf.io.FixedLenFeature([num_labels], tf.float32)
+        spec["has_label"] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
 
 
 def _int64s(values):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
-def encode_example(tokenizer, task, example, max_seq_length):
+def encode_example(tokenizer, task, example, max_seq_length, teacher_logits=None):
     """(serialized tf.train.Example, whether the text was truncated) for one InputExample.
 
-    An unlabelled (test) example gets label 0, as the original's test features did.
+    An unlabelled (test) example gets label 0, as the original's test features did. With
+    `teacher_logits` [L], a distillation record (see name_to_features).
     """
     pair = tokenization.encode_pair(tokenizer, example.text_a, example.text_b, max_seq_length)
     kind = kind_of(task)
@@ -320,18 +443,28 @@ def encode_example(tokenizer, task, example, max_seq_length):
                      if kind == REGRESSION else _int64s(label))
     features = {"input_ids": _int64s(pair.input_ids), "input_mask": _int64s(pair.input_mask),
                 "segment_ids": _int64s(pair.segment_ids), "label_ids": label_feature}
+    if teacher_logits is not None:
+        features["teacher_logits"] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=teacher_logits))
+        features["has_label"] = _int64s([int(example.label is not None)])
     record = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
     return record, pair.truncated
 
 
-def encode_examples(writer, tokenizer, task, examples, max_seq_length, source):
+def encode_examples(writer, tokenizer, task, examples, max_seq_length, source, logits=None):
     """Writes the examples' features with `writer`; returns {"truncated": count}.
 
-    `source` (the data set) is named in errors."""
+    `source` (the data set) is named in errors. With `logits` [N, L] (a teacher's), distillation
+    records, in a fixed random order (the transfer files may come one after the other, and the
+    training pipeline only shuffles within a buffer of 100)."""
     truncated = 0
-    for example in examples:
+    order = range(len(examples)) if logits is None else \
+        np.random.default_rng(12345).permutation(len(examples))
+    for i in order:
+        example = examples[i]
         try:
-            record, was_truncated = encode_example(tokenizer, task, example, max_seq_length)
+            record, was_truncated = encode_example(tokenizer, task, example, max_seq_length,
+                                                   None if logits is None else logits[i])
         except ValueError as e:  # an unknown label
             raise classifier_data.DataError(
                 f"{source}, line {example.line} (example {example.guid}): {e}") from None
@@ -365,20 +498,24 @@ class FeatureSettings:
         return tokenization.FullTokenizer(self.vocab_file, self.do_lower_case)
 
 
-def fingerprint(examples, task, settings):
+def fingerprint(examples, task, settings, logits=None):
     """Everything a feature cache depends on (see the module docstring)."""
-    return {"format": CACHE_FORMAT, "examples_sha256": examples_sha256(examples),
-            "num_examples": len(examples), "vocab_sha256": settings.vocab_sha256,
-            "do_lower_case": settings.do_lower_case, "max_seq_length": settings.max_seq_length,
-            "kind": kind_of(task), "labels": task.labels}
+    values = {"format": CACHE_FORMAT, "examples_sha256": examples_sha256(examples),
+              "num_examples": len(examples), "vocab_sha256": settings.vocab_sha256,
+              "do_lower_case": settings.do_lower_case, "max_seq_length": settings.max_seq_length,
+              "kind": kind_of(task), "labels": task.labels}
+    if logits is not None:
+        values["teacher_logits_sha256"] = hashlib.sha256(
+            np.ascontiguousarray(logits, np.float32).tobytes()).hexdigest()
+    return values
 
 
-def cached_features(path, examples, task, settings, source):
+def cached_features(path, examples, task, settings, source, logits=None):
     """Builds the TFRecord cache `path` unless it is up to date; warns about truncation."""
     statistics, reused = training.cached_tfrecord(
-        path, fingerprint(examples, task, settings),
+        path, fingerprint(examples, task, settings, logits),
         lambda writer: encode_examples(writer, settings.tokenizer, task, examples,
-                                       settings.max_seq_length, source))
+                                       settings.max_seq_length, source, logits))
     logging.info("%s %s: %d examples from %s", "Reused" if reused else "Wrote", path,
                  len(examples), source)
     truncated = statistics.get("truncated", 0)
@@ -396,17 +533,23 @@ def set_suffix(split, splits):
     return "_" + split.split("_", 1)[-1]
 
 
-def build_caches(output_dir, data_dir, data, settings):
+def build_caches(f, data, settings):
     """{(mode, split): cache path} for every example set in `data` (mode: train, eval,
-    predict: the original's file names)."""
+    predict: the original's file names; distill: a student's transfer set with the teacher's
+    logits; transfer: the set a teacher labels)."""
     caches = {}
-    sets = [("train", {"train": data.train} if data.train is not None else {}),
-            ("eval", data.dev), ("predict", data.test)]
+    train = {"train": data.train} if data.train is not None else {}
+    sets = [("distill", train) if data.soft else ("train", train), ("eval", data.dev),
+            ("predict", data.test), ("transfer", {"transfer": data.transfer} if data.transfer
+                                      else {})]
+    sources = {"distill": f.teacher_soft_labels, "transfer": f.transfer_file}
     for mode, splits in sets:
         for split, examples in splits.items():
-            path = os.path.join(output_dir, f"{mode}{set_suffix(split, splits)}.tf_record")
-            caches[mode, split] = cached_features(path, examples, data.task, settings,
-                                                  f"{data_dir} ({data.task.name} {split} set)")
+            path = os.path.join(f.output_dir, f"{mode}{set_suffix(split, splits)}.tf_record")
+            source = sources.get(mode) or f"{f.data_dir} ({data.task.name} {split} set)"
+            caches[mode, split] = cached_features(
+                path, examples, data.task, settings, source,
+                data.soft.logits if mode == "distill" else None)
     return caches
 
 
@@ -437,13 +580,114 @@ def loss_fn(kind):
 
 @functools.cache
 def predict_fn(kind):
-    """predict_fn(model, features) for Runner.predict: outputs, per-example loss and labels."""
+    """predict_fn(model, features) for Runner.predict: outputs, logits, per-example loss and
+    labels (and the teacher's logits in distillation records)."""
     def fn(model, features):
-        _, per_example, outputs = head_outputs(kind, model(features, False),
-                                               features["label_ids"])
-        return {"outputs": outputs, "per_example_loss": per_example,
-                "label_ids": features["label_ids"]}
+        logits = model(features, False)
+        _, per_example, outputs = head_outputs(kind, logits, features["label_ids"])
+        results = {"outputs": outputs, "logits": tf.cast(logits, tf.float32),
+                   "per_example_loss": per_example, "label_ids": features["label_ids"]}
+        if "teacher_logits" in features:
+            results["teacher_logits"] = features["teacher_logits"]
+        return results
     return fn
+
+
+# -- Distillation ---------------------------------------------------------------------------------
+
+def soft_loss(kind, logits, teacher_logits, temperature):
+    """(loss, per_example [B]) of the student's logits [B, L] against the teacher's."""
+    if kind == REGRESSION:
+        return modeling.regression_loss(logits[:, 0], teacher_logits[:, 0])
+    if kind == MULTI_LABEL:
+        return modeling.soft_multi_label_loss(logits, teacher_logits, temperature)
+    return modeling.soft_classification_loss(logits, teacher_logits, temperature)
+
+
+@functools.cache
+def distillation_loss_fn(kind, temperature, gold_label_weight):
+    """loss_fn for a student: the distillation loss, mixed with the loss on the gold label
+    (weight w) on the examples that have one: (1 - w) x soft + w x gold."""
+    def fn(model, features, training):
+        logits = model(features, training)
+        loss, per_example = soft_loss(kind, logits, features["teacher_logits"], temperature)
+        if not gold_label_weight:
+            return loss
+        _, gold, _ = head_outputs(kind, logits, features["label_ids"])
+        w = gold_label_weight * tf.cast(features["has_label"], tf.float32)
+        return tf.reduce_mean((1.0 - w) * per_example + w * gold)
+    return fn
+
+
+def teacher_agreement(runner, kind, dataset, threshold):
+    """How closely the student follows the teacher on distillation records: {teacher_agreement:
+    the share of examples where both predict the same (the same class; the same set of labels),
+    or for regression teacher_mse: the mean squared difference of their values}."""
+    arrays = run_predictions(runner, kind, dataset)
+    teacher = arrays["teacher_logits"]
+    if kind == REGRESSION:
+        return {"teacher_mse": float(np.mean((arrays["outputs"] - teacher[:, 0]) ** 2))}
+    teacher_outputs = (1 / (1 + np.exp(-teacher)) if kind == MULTI_LABEL else teacher)
+    same = predicted(kind, arrays["outputs"], threshold) == predicted(kind, teacher_outputs,
+                                                                       threshold)
+    return {"teacher_agreement": float(np.mean(same if same.ndim == 1 else same.all(axis=-1)))}
+
+
+class AgreementLog:
+    """distillation_results.txt: the student's agreement with the teacher when training starts
+    (a fresh run) and after it, measured on the first AGREEMENT_EXAMPLES distillation records."""
+
+    def __init__(self, runner, f, data, cache, feature_spec):
+        self.runner, self.kind, self.threshold = runner, data.kind, f.multi_label_threshold
+        self.path = os.path.join(f.output_dir, DISTILLATION_RESULTS_FILE)
+        # Batches of the training batch size: they fit, and are faster than --eval_batch_size's.
+        batches = -(-AGREEMENT_EXAMPLES // f.train_batch_size)
+        self.dataset = training.tfrecord_dataset([cache], feature_spec, f.train_batch_size,
+                                                 is_training=False).take(batches)
+        self.num_examples = min(AGREEMENT_EXAMPLES, len(data.train))
+        self.at_start = {}
+
+    def measure_start(self, init_checkpoint):
+        """The agreement of the model training starts from: --init_checkpoint's encoder and a
+        new classifier (what Runner.train will start from)."""
+        if init_checkpoint:
+            checkpoints.restore(self.runner.model_variables, init_checkpoint)
+        values = teacher_agreement(self.runner, self.kind, self.dataset, self.threshold)
+        self.at_start = {f"{name}_at_start": value for name, value in values.items()}
+        logging.info("Before training: %s", self.at_start)
+
+    def write(self):
+        results = teacher_agreement(self.runner, self.kind, self.dataset, self.threshold)
+        results.update(self.at_start or self._recorded_start())
+        results["num_examples"] = self.num_examples
+        results["global_step"] = int(self.runner.global_step.numpy())
+        logging.info("***** Agreement with the teacher *****")
+        training.write_results(self.path, results)
+
+    def _recorded_start(self):
+        """The at-start values of the run this one resumes, if it wrote them."""
+        if not tf.io.gfile.exists(self.path):
+            return {}
+        with tf.io.gfile.GFile(self.path) as f:
+            pairs = (line.rstrip("\n").split(" = ", 1) for line in f if " = " in line)
+            return {k: float(v) for k, v in pairs if k.endswith("_at_start")}
+
+
+def label_transfer_set(runner, data, caches, feature_spec, f):
+    """The teacher pass: <output_dir>/soft_labels.jsonl with the model's logits on the transfer
+    examples (soft_labels.py has the format)."""
+    dataset = training.tfrecord_dataset([caches["transfer", "transfer"]], feature_spec,
+                                        f.predict_batch_size, is_training=False)
+    logits = run_predictions(runner, data.kind, dataset)["logits"]
+    if len(logits) != len(data.transfer):
+        raise RuntimeError(f"{len(logits)} predictions for {len(data.transfer)} examples")
+    teacher = tf.train.latest_checkpoint(f.output_dir) or checkpoints.resolve(f.init_checkpoint)
+    head = soft_labels.header(data.task.name, data.kind, data.task.labels, len(data.transfer),
+                              teacher, int(runner.global_step.numpy()),
+                              [p.strip() for p in f.transfer_file.split(",") if p.strip()])
+    path = os.path.join(f.output_dir, SOFT_LABELS_FILE)
+    soft_labels.write(path, head, data.transfer, logits)
+    logging.info("Wrote %s: the soft labels of %d transfer examples", path, len(data.transfer))
 
 
 # -- Evaluation and prediction --------------------------------------------------------------------
@@ -610,20 +854,32 @@ def eval_callback(evaluator, split, best, every_steps, output_dir):
 # -- Training -------------------------------------------------------------------------------------
 
 def train(runner, f, data, caches, feature_spec, callbacks):
-    num_train_steps, num_warmup_steps = common_flags.fine_tuning_steps(len(data.train), f.train_batch_size,
-                                                    f.num_train_epochs, f.warmup_proportion)
-    logging.info("***** Running training *****  %d examples, batch size %d, %d steps (%d warm-up)",
-                 len(data.train), f.train_batch_size, num_train_steps, num_warmup_steps)
-    train_file = caches["train", "train"]
+    """Fine-tunes on the training set, or (--teacher_soft_labels) distils on the transfer set."""
+    num_train_steps, num_warmup_steps = common_flags.fine_tuning_steps(
+        len(data.train), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+    logging.info("***** Running %s *****  %d examples, batch size %d, %d steps (%d warm-up)",
+                 "distillation" if data.soft else "training", len(data.train), f.train_batch_size,
+                 num_train_steps, num_warmup_steps)
+    if data.soft:
+        train_file = caches["distill", "train"]
+        feature_spec = name_to_features(f.max_seq_length, data.kind, data.task.num_labels, True)
+        fn = distillation_loss_fn(data.kind, f.distill_temperature, f.gold_label_weight)
+        agreement = AgreementLog(runner, f, data, train_file, feature_spec)
+        if tf.train.latest_checkpoint(f.output_dir) is None:
+            agreement.measure_start(f.init_checkpoint)
+    else:
+        train_file, fn = caches["train", "train"], loss_fn(data.kind)
 
     def dataset_fn(input_context=None):
         return training.tfrecord_dataset([train_file], feature_spec, f.train_batch_size,
                                          is_training=True, input_context=input_context)
 
-    runner.train(common_flags.train_config_from_flags(f, num_train_steps), loss_fn(data.kind),
-                 dataset_fn, optimization.create_optimizer(f.learning_rate, num_train_steps,
-                                                           num_warmup_steps, f.optimizer),
+    runner.train(common_flags.train_config_from_flags(f, num_train_steps), fn, dataset_fn,
+                 optimization.create_optimizer(f.learning_rate, num_train_steps,
+                                               num_warmup_steps, f.optimizer),
                  callbacks)
+    if data.soft:
+        agreement.write()
 
 
 def main(argv):
@@ -640,7 +896,7 @@ def main(argv):
                          "and no --init_checkpoint")
     data = load_task_data(f, has_checkpoint, eval_needed=f.do_eval or f.eval_every_steps > 0)
     settings = FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length)
-    caches = build_caches(f.output_dir, f.data_dir, data, settings)
+    caches = build_caches(f, data, settings)
     feature_spec = name_to_features(f.max_seq_length, data.kind, data.task.num_labels)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
@@ -657,11 +913,12 @@ def main(argv):
         write_eval_results(f.output_dir, evaluator, data.dev)
     if f.do_predict:
         predict_test_sets(runner, data, caches, feature_spec, f)
+    if f.do_label_transfer:
+        label_transfer_set(runner, data, caches, feature_spec, f)
     return 0
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("data_dir")
     flags.mark_flag_as_required("task_name")
     flags.mark_flag_as_required("vocab_file")
     flags.mark_flag_as_required("bert_config_file")

@@ -10,15 +10,20 @@ The sentences come from `make_demo_corpus.document` with another seed than the p
 are shared, so some short sentences occur in both). No sentence occurs twice, within a file or
 across files.
 
+A transfer set for distillation (run_classifier.py --do_label_transfer) is drawn from the
+pretraining corpus, data/demo_corpus.txt: distinct sentences of 3 or more words that are not in
+train, dev or test, each kept or shuffled 50/50 as above (another random stream), without labels.
+
 Files are in the SST-2 layout, so `run_classifier.py --task_name=sst-2` reads them (the generic
 task does too, with --text_a_column=sentence --label_column=label):
   train.tsv, dev.tsv   header "sentence<TAB>label", then one sentence and its label per line
   test.tsv             header "index<TAB>sentence", no labels
+  transfer.tsv         header "sentence", one sentence per line, no labels
 
 Deterministic: the same seed and sizes write the same files.
 
     python data/make_demo_classification.py [--seed 2024] [--train 2000 --dev 500 --test 500]
-        [--output_dir data/demo_classification]
+        [--transfer 4000] [--output_dir data/demo_classification]
 """
 import argparse
 import os
@@ -92,12 +97,29 @@ def make_splits(seed, sizes):
     return splits
 
 
+def transfer_set(seed, count, corpus_path, exclude):
+    """`count` unlabelled texts from the corpus file, sentences of `exclude` left out: each
+    sentence as it is or shuffled, 50/50."""
+    with open(corpus_path, encoding="utf-8") as f:
+        sentences = list(dict.fromkeys(line.strip() for line in f))
+    sentences = [s for s in sentences if len(s.split()) >= 3 and s not in exclude]
+    if len(sentences) < count:
+        raise ValueError(f"{corpus_path} has only {len(sentences)} new sentences of 3 or more "
+                         f"words, not {count}")
+    r = random.Random(seed + 1)
+    r.shuffle(sentences)
+    return [(text,) for text, _ in labelled(r, sentences[:count])]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--dev", type=int, default=500)
     parser.add_argument("--test", type=int, default=500)
+    parser.add_argument("--transfer", type=int, default=4000)
+    parser.add_argument("--corpus", default=os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "demo_corpus.txt"))
     parser.add_argument("--output_dir", default=os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "demo_classification"))
     args = parser.parse_args()
@@ -111,6 +133,11 @@ def main():
     for split, rows in splits.items():
         real = sum(label for _, label in rows)
         print(f"{split}: {len(rows)} sentences, {real} real, {len(rows) - real} shuffled")
+    # The task's sentences as written (a label-0 text is a shuffle of one of them).
+    written = set(unique_sentences(random.Random(args.seed), sum(map(len, splits.values()))))
+    transfer = transfer_set(args.seed, args.transfer, args.corpus, written)
+    write_tsv(os.path.join(args.output_dir, "transfer.tsv"), ("sentence",), transfer)
+    print(f"transfer: {len(transfer)} unlabelled sentences from {args.corpus}")
     print(f"wrote {args.output_dir}")
 
 

@@ -19,8 +19,6 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 from tensorflow.core.util import event_pb2
 
 import checkpoints
@@ -30,9 +28,9 @@ import metrics
 import modeling
 import run_classifier
 import training
+from script_main import run_script_main
 from test_modeling import tiny_config
 
-FLAGS = flags.FLAGS
 SEQ = 32
 N_TRAIN, N_DEV = 8, 5  # 8 training examples in batches of 4: 2 steps per epoch
 WORDS = ("the a cat dog bird fish horse sat ran flew swam slept on under near by mat tree river "
@@ -175,11 +173,7 @@ def base_flags(env, data_dir, output_dir, **overrides):
 
 def run_main(**flag_values):
     """Runs run_classifier.main() with these flags, as the command line would."""
-    argv = ["run_classifier.py"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS.unparse_flags()
-        FLAGS(argv)
-        return run_classifier.main(argv[:1])
+    return run_script_main(run_classifier, **flag_values)
 
 
 def read_results(path):
@@ -643,7 +637,7 @@ def test_demo_task_is_up_to_date_and_loads_as_sst2_and_as_generic(tmp_path):
     script = os.path.join(os.path.dirname(DEMO_DIR), "make_demo_classification.py")
     subprocess.run([sys.executable, script, "--output_dir", str(tmp_path)], check=True,
                    capture_output=True)
-    for name in ("train.tsv", "dev.tsv", "test.tsv"):
+    for name in ("train.tsv", "dev.tsv", "test.tsv", "transfer.tsv"):
         with open(tmp_path / name, "rb") as new, open(os.path.join(DEMO_DIR, name), "rb") as old:
             assert new.read() == old.read(), name
     sst2 = classifier_data.get_task("sst-2")
@@ -654,7 +648,9 @@ def test_demo_task_is_up_to_date_and_loads_as_sst2_and_as_generic(tmp_path):
         assert (len(train), len(dev), len(test)) == (2000, 500, 500)
         assert task.labels == ["0", "1"]
         assert 0.45 < sum(e.label == "1" for e in train) / len(train) < 0.55
-    texts = [e.text_a for e in train + dev] + [e.text_a for e in test]
+        transfer = task.transfer_examples(os.path.join(DEMO_DIR, "transfer.tsv"))
+        assert len(transfer) == 4000 and all(e.label is None for e in transfer)
+    texts = [e.text_a for e in train + dev + transfer] + [e.text_a for e in test]
     assert len(set(texts)) == len(texts)
     assert all(text[-1] in ".!?" for text in texts)
 

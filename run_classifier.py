@@ -215,7 +215,8 @@ CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi
 
 def check_flags(f):
     if not (f.do_train or f.do_eval or f.do_predict or f.do_label_transfer):
-        raise ValueError("At least one of `do_train`, `do_eval` or `do_predict' must be True.")
+        raise ValueError("At least one of `do_train`, `do_eval`, `do_predict' or "
+                         "`do_label_transfer` must be True.")
     needed = ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
         ("data_dir",) if f.do_eval or f.do_predict or f.eval_every_steps
         or (f.do_train and not f.teacher_soft_labels) else ())

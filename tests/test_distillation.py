@@ -214,6 +214,19 @@ def test_student_with_the_classes_in_another_order(env, teacher, student_model, 
     assert results["teacher_agreement"] > results["teacher_agreement_at_start"], results
 
 
+def test_a_resumed_student_keeps_its_starting_agreement(env, teacher, student_model, tmp_path):
+    out = tmp_path / "student"
+    run_main(**student_flags(env, teacher, student_model, out, do_eval="false",
+                             num_train_epochs=1.0))
+    first = read_results(out / "distillation_results.txt")
+    assert first["global_step"] == 14
+    run_main(**student_flags(env, teacher, student_model, out, do_eval="false",
+                             num_train_epochs=2.0))
+    second = read_results(out / "distillation_results.txt")
+    assert second["global_step"] == 28
+    assert second["teacher_agreement_at_start"] == first["teacher_agreement_at_start"]
+
+
 def test_distillation_flag_errors(env, teacher, student_model, tmp_path):
     cases = [(dict(do_train="false"), "--teacher_soft_labels is for training a student"),
              (dict(teacher_soft_labels="", distill_temperature=2.0),

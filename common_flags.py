@@ -155,6 +155,16 @@ def bert_config_from_flags(f):
     return config
 
 
+def start_fine_tuning(f):
+    """What a fine-tuning script does once its flags are checked: warns about a --do_lower_case
+    that contradicts the checkpoint's name, creates --output_dir, and returns the BertConfig."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    warn_if_case_mismatch(f)
+    config = bert_config_from_flags(f)
+    tf.io.gfile.makedirs(f.output_dir)
+    return config
+
+
 def compute_dtype_from_flags(f):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return tf.bfloat16 if f.precision == "bfloat16" else tf.float32

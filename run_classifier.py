@@ -181,13 +181,13 @@ common_flags.DEFINE_integer("eval_every_steps", 0,
                             "in <output_dir>/best/. 0 = off.")
 # New: distillation (see "Distillation" in the docstring).
 common_flags.DEFINE_bool("do_label_transfer", False,
-                         "Teacher pass: predict the examples of --transfer_file with the model (the "
-                         "newest checkpoint in --output_dir, else --init_checkpoint) and write "
+                         "Teacher pass: predict the examples of --transfer_file with the model "
+                         "(the newest checkpoint in --output_dir, else --init_checkpoint) and write "
                          "their logits to <output_dir>/soft_labels.jsonl.")
 common_flags.DEFINE_string("transfer_file", None,
-                           "With --do_label_transfer: the transfer set, one or more comma-separated "
-                           "files laid out as the task's training file; labels are optional (kept "
-                           "as gold labels where present).")
+                           "With --do_label_transfer: the transfer set, one or more "
+                           "comma-separated files laid out as the task's training file; labels "
+                           "are optional (kept as gold labels where present).")
 common_flags.DEFINE_string("teacher_soft_labels", None,
                            "Student pass: with --do_train, train on the examples of this "
                            "soft_labels.jsonl (a teacher's --do_label_transfer) against the "
@@ -888,9 +888,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     check_flags(f)
-    common_flags.warn_if_case_mismatch(f)
-    bert_config = common_flags.bert_config_from_flags(f)
-    tf.io.gfile.makedirs(f.output_dir)
+    bert_config = common_flags.start_fine_tuning(f)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (f.do_train or has_checkpoint or f.init_checkpoint):
         raise ValueError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "

@@ -351,9 +351,7 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     check_flags(f)
-    common_flags.warn_if_case_mismatch(f)
-    bert_config = common_flags.bert_config_from_flags(f)
-    tf.io.gfile.makedirs(f.output_dir)
+    bert_config = common_flags.start_fine_tuning(f)
     settings = FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length, f.doc_stride,
                                f.max_query_length, f.version_2_with_negative)
     # Bad prediction data fails before training, not after.

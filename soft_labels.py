@@ -38,7 +38,8 @@ KINDS = ("classification", "regression", "multi_label")
 
 
 class SoftLabelsError(ValueError):
-    """The soft-label file is malformed or does not fit the task; the message names file and line."""
+    """The soft-label file is malformed or does not fit the task; the message names the file (and
+    line)."""
 
 
 @dataclasses.dataclass
@@ -99,20 +100,17 @@ def read(path) -> SoftLabels:
         for number, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
-
-            def fail(message, line=number):
-                raise SoftLabelsError(f"{path}:{line}: {message}")
             try:
-                record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as e:
-                fail(f"not a JSON line ({e})")
-            if head is None:
-                head = _check_header(record, fail)
-                width = 1 if head["labels"] is None else len(head["labels"])
-                continue
-            example, row = _check_example(record, width, fail)
-            if example.guid in guids:
-                fail(f"guid {example.guid!r} occurs twice")
+                record = _json_line(raw)
+                if head is None:
+                    head = _check_header(record)
+                    width = 1 if head["labels"] is None else len(head["labels"])
+                    continue
+                example, row = _check_example(record, width)
+                if example.guid in guids:
+                    raise _LineError(f"guid {example.guid!r} occurs twice")
+            except _LineError as e:
+                raise SoftLabelsError(f"{path}:{number}: {e}") from None
             guids.add(example.guid)
             example.line = number
             examples.append(example)
@@ -126,42 +124,56 @@ def read(path) -> SoftLabels:
     return SoftLabels(head, examples, logits)
 
 
-def _check_header(record, fail):
+class _LineError(Exception):
+    """A problem with one line, turned into a SoftLabelsError naming file and line by read()."""
+
+
+def _json_line(raw):
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _LineError(f"not a JSON line ({e})") from None
+
+
+def _check_header(record):
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        fail(f'the first line is not a soft-label header ({{"format": "{FORMAT}", ...}}); '
-             f"write the file with run_classifier.py --do_label_transfer")
+        raise _LineError(f'the first line is not a soft-label header ({{"format": "{FORMAT}", '
+                         f'...}}); write the file with run_classifier.py --do_label_transfer')
     if record.get("version") != VERSION:
-        fail(f"format version {record.get('version')!r}, this code reads version {VERSION}")
+        raise _LineError(f"format version {record.get('version')!r}, this code reads version "
+                         f"{VERSION}")
     if record.get("kind") not in KINDS:
-        fail(f"kind {record.get('kind')!r}, expected one of {KINDS}")
+        raise _LineError(f"kind {record.get('kind')!r}, expected one of {KINDS}")
     labels = record.get("labels")
     if record["kind"] == "regression":
         if labels is not None:
-            fail("a regression file has labels: null")
+            raise _LineError("a regression file has labels: null")
     elif (not isinstance(labels, list) or len(labels) < 1
           or not all(isinstance(name, str) for name in labels) or len(set(labels)) != len(labels)):
-        fail(f"labels must be a list of distinct class names, got {labels!r}")
+        raise _LineError(f"labels must be a list of distinct class names, got {labels!r}")
     count = record.get("num_examples")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        fail(f"num_examples must be a count, got {count!r}")
+        raise _LineError(f"num_examples must be a count, got {count!r}")
     return record
 
 
-def _check_example(record, width, fail):
+def _check_example(record, width):
     if not isinstance(record, dict):
-        fail("an example line must be a JSON object")
+        raise _LineError("an example line must be a JSON object")
     for key in ("guid", "text_a", "logits"):
         if key not in record:
-            fail(f"no {key!r} (keys: {sorted(record)})")
+            raise _LineError(f"no {key!r} (keys: {sorted(record)})")
     if not isinstance(record["guid"], str) or not isinstance(record["text_a"], str):
-        fail("guid and text_a must be strings")
+        raise _LineError("guid and text_a must be strings")
     text_b = record.get("text_b")
     if text_b is not None and not isinstance(text_b, str):
-        fail("text_b must be a string or null")
+        raise _LineError("text_b must be a string or null")
     row = record["logits"]
     if (not isinstance(row, list) or len(row) != width
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
                        for x in row)):
-        fail(f"logits must be {width} finite numbers (one per label in the header), got "
-             f"{json.dumps(row)[:80]}")
-    return classifier_data.InputExample(record["guid"], record["text_a"], text_b, record.get("label")), row
+        raise _LineError(f"logits must be {width} finite numbers (one per label in the header), "
+                         f"got {json.dumps(row)[:80]}")
+    example = classifier_data.InputExample(record["guid"], record["text_a"], text_b,
+                                           record.get("label"))
+    return example, row

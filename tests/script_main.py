@@ -1,4 +1,5 @@
-"""Runs a script's main() in this process, with flags parsed as its command line would be."""
+"""Runs a script's main() in this process, with flags parsed as its command line would be, and
+reads the results files scripts write."""
 import os
 
 from absl import flags
@@ -12,3 +13,9 @@ def run_script_main(module, **flag_values):
         flags.FLAGS.unparse_flags()
         flags.FLAGS(argv)
         return module.main(argv[:1])
+
+
+def read_results(path):
+    """{key: float} from a results file of "key = value" lines (eval_results.txt and the like)."""
+    with open(path) as f:
+        return {k: float(v) for k, v in (line.rstrip("\n").split(" = ") for line in f)}

@@ -7,12 +7,9 @@ import tensorflow as tf
 
 import checkpoints
 import soft_labels
+from script_main import read_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def read_results(path):
-    return {k: float(v) for k, v in (line.split(" = ") for line in path.read_text().splitlines())}
 
 
 def run_demo(out, steps):
@@ -35,9 +32,7 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     # original layout; MiniLM must beat random weights even after one epoch.
     accuracies = {}
     for name in ("classifier", "classifier_from_scratch", "classifier_from_minilm"):
-        results = dict(line.split(" = ") for line in
-                       (out / name / "eval_results.txt").read_text().splitlines())
-        accuracies[name] = float(results["eval_accuracy"])
+        accuracies[name] = read_results(out / name / "eval_results.txt")["eval_accuracy"]
         assert "fine-tuned from " in first.stdout and f"{accuracies[name]:.3f}" in first.stdout
     assert accuracies["classifier_from_minilm"] > accuracies["classifier_from_scratch"] + 0.2
     # Question answering from MiniLM and from random weights: the official F1 in each. One epoch
@@ -45,9 +40,7 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     # F1 61, 77 and 81 in three runs, random weights 12-16), and its exit status says so.
     f1 = {}
     for name in ("squad_from_minilm", "squad_from_scratch"):
-        results = dict(line.split(" = ") for line in
-                       (out / name / "eval_results.txt").read_text().splitlines())
-        f1[name] = float(results["f1"])
+        f1[name] = read_results(out / name / "eval_results.txt")["f1"]
         assert (out / name / "null_odds.json").exists()
     assert "dev F1 (official SQuAD 2.0 metric): %.1f" % f1["squad_from_minilm"] in first.stdout
     # Distillation: MiniLM fine-tuned on 500 labels labels them and 4,000 corpus sentences, and
@@ -69,9 +62,8 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert "BERT-Tiny distilled from it %.3f" % student["eval_accuracy"] in first.stdout
     names = dict(checkpoints.list_variables(str(out / "minilm" / "bert_model.ckpt")))
     assert names["bert/encoder/layer_5/attention/self/query/kernel"] == [384, 384]
-    heldout = dict(line.split(" = ") for line in
-                   (out / "heldout_eval" / "eval_results.txt").read_text().splitlines())
-    assert float(heldout["masked_lm_loss"]) < 5.5 and int(heldout["global_step"]) == 300
+    heldout = read_results(out / "heldout_eval" / "eval_results.txt")
+    assert heldout["masked_lm_loss"] < 5.5 and heldout["global_step"] == 300
     for name in ("vocab.txt", "bert_config.json", "data/train.tfrecord", "data/heldout.tfrecord",
                  "pretraining/eval_results.txt", "heldout_eval/eval_results.txt"):
         assert (out / name).exists(), name

@@ -15,8 +15,9 @@ import modeling
 import run_classifier
 import soft_labels
 from test_modeling import tiny_config
+from script_main import read_results
 from test_run_classifier import (SEQ, WORDS, assert_nothing_half_written, base_flags,  # noqa: F401
-                                 env, read_results, read_rows, run_main, train_glue, write_tsv)
+                                 env, read_rows, run_main, train_glue, write_tsv)
 
 N_TEACHER_TRAIN, N_TRANSFER = 48, 64
 

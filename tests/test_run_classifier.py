@@ -28,7 +28,7 @@ import metrics
 import modeling
 import run_classifier
 import training
-from script_main import run_script_main
+from script_main import read_results, run_script_main
 from test_modeling import tiny_config
 
 SEQ = 32
@@ -174,11 +174,6 @@ def base_flags(env, data_dir, output_dir, **overrides):
 def run_main(**flag_values):
     """Runs run_classifier.main() with these flags, as the command line would."""
     return run_script_main(run_classifier, **flag_values)
-
-
-def read_results(path):
-    with open(path) as f:
-        return {k: float(v) for k, v in (line.rstrip("\n").split(" = ") for line in f)}
 
 
 def read_rows(path):

@@ -18,6 +18,7 @@ import checkpoints
 import modeling
 import run_pretraining
 import training
+import script_main
 from script_main import run_script_main
 from test_modeling import tiny_config
 
@@ -117,12 +118,7 @@ def run_main(**flag_values):
 
 
 def read_results(output_dir):
-    results = {}
-    with open(os.path.join(output_dir, "eval_results.txt")) as f:
-        for line in f:
-            key, value = line.strip().split(" = ")
-            results[key] = float(value)
-    return results
+    return script_main.read_results(os.path.join(output_dir, "eval_results.txt"))
 
 
 def final_step(output_dir):

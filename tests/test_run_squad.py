@@ -20,7 +20,7 @@ import checkpoints
 import modeling
 import run_squad
 import squad_metrics
-from script_main import run_script_main
+from script_main import read_results, run_script_main
 from test_modeling import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,11 +98,6 @@ def base_flags(env, output_dir, **overrides):
 
 def run_main(**flag_values):
     return run_script_main(run_squad, **flag_values)
-
-
-def read_results(path):
-    with open(path) as f:
-        return {k: float(v) for k, v in (line.rstrip("\n").split(" = ") for line in f)}
 
 
 def read_json(path):

@@ -19,7 +19,8 @@ Every variable is created with its full original name (`tf.Variable(name=...)`),
 checkpoints from that mapping, so the names on disk are exactly the original ones.
 
 Precision: variables are always float32. With `compute_dtype=tf.bfloat16` the matrix products run in
-bfloat16 while LayerNorm, softmax, the pooler's tanh input and every loss run in float32.
+bfloat16 while LayerNorm, softmax, the pooler's tanh input and every loss run in float32. Gradients
+of kernels and biases come out of bfloat16 products (summed in float32, rounded to bfloat16 once).
 
 Dimension legend used in shape comments:
   B = batch size, S = sequence length (F = "from", T = "to" in attention),
@@ -217,6 +218,19 @@ def _sum_rows(x):
     return tf.matmul(tf.ones([1, tf.shape(rows)[0]], x.dtype), rows)[0]
 
 
+def bias_gradient(d):
+    """d [..., C] (a gradient in the compute dtype) summed over all axes but the last -> float32 [C].
+
+    Outside XLA (performance): oneDNN's product with a row of ones reads a bfloat16 d directly,
+    about three times as fast as XLA's float32 column sum. The sums accumulate in float32; for a
+    bfloat16 d they are rounded to bfloat16 once, as the kernels' gradients are.
+    """
+    if d.dtype == tf.float16:  # float16 sums could overflow
+        d = tf.cast(d, tf.float32)
+    rows = tf.reshape(d, [-1, tf.shape(d)[-1]])
+    return tf.cast(tf.matmul(tf.ones([1, tf.shape(rows)[0]], d.dtype), rows)[0], tf.float32)
+
+
 # -- GELU
 
 
@@ -274,14 +288,17 @@ def _bias_gelu_forward(y, bias):
 @_maybe_xla
 def _bias_gelu_backward(y, bias, dy):
     h = tf.cast(y, _wide(y.dtype)) + tf.cast(bias, _wide(y.dtype))
-    dh = _gelu_grad_f(h, tf.cast(dy, h.dtype), y.dtype)
-    return tf.cast(dh, y.dtype), tf.cast(_sum_rows(dh), bias.dtype)
+    return tf.cast(_gelu_grad_f(h, tf.cast(dy, h.dtype), y.dtype), y.dtype)
 
 
 @tf.custom_gradient
 def bias_gelu(y, bias):
-    """gelu(y + bias), the bias added in float32; one pass each way, the bias gradient included."""
-    return _bias_gelu_forward(y, bias), lambda dy: _bias_gelu_backward(y, bias, dy)
+    """gelu(y + bias), the bias added in float32; one pass each way (and the bias gradient)."""
+    def grad(dy):
+        dh = _bias_gelu_backward(y, bias, dy)
+        return dh, tf.cast(bias_gradient(dh), bias.dtype)
+
+    return _bias_gelu_forward(y, bias), grad
 
 
 @_maybe_xla
@@ -289,16 +306,15 @@ def _add_bias_float32_forward(y, bias):
     return tf.cast(y, tf.float32) + bias
 
 
-@_maybe_xla
-def _add_bias_float32_backward(y, dz):
-    return tf.cast(dz, y.dtype), _sum_rows(dz)
-
-
 @tf.custom_gradient
 def add_bias_float32(y, bias):
     """float32(y) + bias (float32). Fused for the [B, P, V] masked-LM logits (performance: the
-    cast and the bias add, and their gradients, in one pass each; same values)."""
-    return _add_bias_float32_forward(y, bias), lambda dz: _add_bias_float32_backward(y, dz)
+    cast and the bias add in one pass; same values)."""
+    def grad(dz):
+        dy = tf.cast(dz, y.dtype)
+        return dy, bias_gradient(dy)
+
+    return _add_bias_float32_forward(y, bias), grad
 
 
 # Activations that Dense fuses with its bias add (the others are applied after a plain `+`).
@@ -546,13 +562,12 @@ def _add_norm_forward(y, bias, residual, gamma, beta, key, rate):
 
 @_maybe_xla
 def _add_norm_backward(y, bias, residual, gamma, key, rate, dout):
-    """(dy, dbias, dresidual, dgamma, dbeta), recomputing the forward pass and the mask."""
+    """(dy, dresidual, dgamma), recomputing the forward pass and the mask."""
     normed, rstd = _normalize(_dropped_sum(y, bias, residual, key, rate))
     dout = tf.cast(dout, tf.float32)
     dz = _normalize_grad(dout, gamma, normed, rstd)               # d(sum)
     dh = _apply_dropout(dz, key, rate) if rate else dz            # d(y + bias)
-    return (tf.cast(dh, y.dtype), _sum_rows(dh), tf.cast(dz, residual.dtype),
-            _sum_rows(dout * normed), _sum_rows(dout))
+    return tf.cast(dh, y.dtype), tf.cast(dz, residual.dtype), _sum_rows(dout * normed)
 
 
 def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate):
@@ -569,7 +584,8 @@ def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate):
     @tf.custom_gradient
     def fused(y, bias, residual, gamma, beta):
         def grad(dout):
-            return _add_norm_backward(y, bias, residual, gamma, key, rate, dout)
+            dy, dresidual, dgamma = _add_norm_backward(y, bias, residual, gamma, key, rate, dout)
+            return dy, bias_gradient(dy), dresidual, dgamma, bias_gradient(dout)
 
         return _add_norm_forward(y, bias, residual, gamma, beta, key, rate), grad
 
@@ -644,7 +660,10 @@ class Embeddings(tf.Module):
     def _lookup(self, table, ids):
         if self.use_one_hot_embeddings:  # a matmul is faster than a gather on TPUs
             return tf.matmul(tf.one_hot(ids, tf.shape(table)[0], dtype=table.dtype), table)
-        return tf.gather(table, ids)
+        # A gather from the variable's value, not from the variable (ResourceGather): a variable
+        # read by a sparse op switches to copy-on-read, after which every dense read (the tied
+        # masked-LM decoder, the optimizer) copies the whole table (performance).
+        return tf.gather(tf.convert_to_tensor(table), ids)
 
     def __call__(self, input_ids, token_type_ids, training, compute_dtype):
         seq_length = input_ids.shape[1]
@@ -702,10 +721,11 @@ def _split_heads_forward(qkv, bias, num_heads, q_scale):
 
 @_maybe_xla
 def _split_heads_backward(qkv, dq, dk, dv, q_scale):
-    wide = _wide(qkv.dtype)
-    d = tf.stack([tf.cast(dq, wide) * q_scale, tf.cast(dk, wide), tf.cast(dv, wide)])
-    d = tf.reshape(tf.transpose(d, [1, 3, 0, 2, 4]), tf.shape(qkv))        # [B, S, 3H]
-    return tf.cast(d, qkv.dtype), _sum_rows(tf.cast(d, tf.float32))
+    # Performance: three [B, N, S, D] -> [B, S, N, D] transposes and a concatenation; XLA on CPU
+    # turns one transpose of the stacked [3, B, N, S, D] into a loop about three times slower.
+    dq = tf.cast(tf.cast(dq, _wide(dq.dtype)) * q_scale, dq.dtype)
+    d = tf.concat([tf.transpose(x, [0, 2, 1, 3]) for x in (dq, dk, dv)], axis=2)
+    return tf.reshape(d, tf.shape(qkv))                                     # [B, S, 3H]
 
 
 def split_heads(qkv, bias, num_heads, q_scale):
@@ -718,7 +738,8 @@ def split_heads(qkv, bias, num_heads, q_scale):
     @tf.custom_gradient
     def fused(qkv, bias):
         def grad(dq, dk, dv):
-            return _split_heads_backward(qkv, dq, dk, dv, q_scale)
+            dqkv = _split_heads_backward(qkv, dq, dk, dv, q_scale)
+            return dqkv, bias_gradient(dqkv)
 
         return _split_heads_forward(qkv, bias, num_heads, q_scale), grad
 
@@ -857,11 +878,26 @@ class MaskedLMHead(tf.Module):
 
         Only the masked positions are projected onto the vocabulary, the costly part.
         """
+        return add_bias_float32(self._products(sequence_output, positions),
+                                tf.convert_to_tensor(self.output_bias))
+
+    def loss(self, sequence_output, positions, label_ids, label_weights):
+        """masked_lm_loss(self(sequence_output, positions), label_ids, label_weights)[0].
+
+        Performance: the float32 logits are never stored; the bias add is part of the cross
+        entropy's passes over the compute-dtype products (same values).
+        """
+        per_position = sparse_softmax_cross_entropy(
+            label_ids, self._products(sequence_output, positions),
+            bias=tf.convert_to_tensor(self.output_bias))
+        return _weighted_mean(per_position, label_weights)
+
+    def _products(self, sequence_output, positions):
+        """[B, P, V] in the compute dtype: the logits without their bias."""
         x = gather_positions(sequence_output, positions)                     # [B, P, H]
         x = self.layer_norm(self.transform(x))
         table = tf.cast(self.embedding_table, x.dtype)                       # [V, H]
-        logits = matmul_last_axis(x, table, transpose_b=True)                # [B, P, V]
-        return add_bias_float32(logits, tf.convert_to_tensor(self.output_bias))
+        return matmul_last_axis(x, table, transpose_b=True)
 
 
 class _OutputLayer(tf.Module):
@@ -923,45 +959,62 @@ def masked_lm_loss(logits, label_ids, label_weights):
     Returns (loss, per_example_loss [B, P]).
     """
     per_position = sparse_softmax_cross_entropy(label_ids, logits)
+    return _weighted_mean(per_position, label_weights), per_position
+
+
+def _weighted_mean(per_position, label_weights):
     weights = tf.cast(label_weights, tf.float32)
-    loss = tf.reduce_sum(per_position * weights) / (tf.reduce_sum(weights) + 1e-5)
-    return loss, per_position
+    return tf.reduce_sum(per_position * weights) / (tf.reduce_sum(weights) + 1e-5)
 
 
-def sparse_softmax_cross_entropy(labels, logits):
-    """tf.nn.sparse_softmax_cross_entropy_with_logits, in float32, for logits [..., V].
+def sparse_softmax_cross_entropy(labels, logits, bias=None):
+    """tf.nn.sparse_softmax_cross_entropy_with_logits, in float32, for logits [..., V]; with a
+    float32 `bias` [V], that of float32(logits) + bias, computed without storing that sum.
 
     Performance: TensorFlow's fused kernel is slow on CPU for [B * P, V] masked-LM logits; here the
     loss is logsumexp(logits) - logits[label] and the gradient (softmax(logits) - one_hot(label))
     * dloss, each an XLA function making one or two passes over the logits: about a quarter of the
     time. Same values up to float round-off; out-of-range labels still raise (in tf.gather, which
-    stays outside XLA because XLA's gather clamps bad indices silently).
+    stays outside XLA because XLA's gather clamps bad indices silently). The logits' gradient has
+    their dtype.
     """
     labels = tf.cast(labels, tf.int32)
-    logits = tf.cast(logits, tf.float32)
     rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])                   # [N, V]
     flat_labels = tf.reshape(labels, [-1])                                   # [N]
+    has_bias = bias is not None
+    if not has_bias:
+        rows = tf.cast(rows, tf.float32)
+        bias = tf.zeros(tf.shape(rows)[-1:], tf.float32)
 
     @tf.custom_gradient
-    def xent(rows):
-        lse = _logsumexp_rows(rows)
-        loss = lse - tf.gather(rows, flat_labels, batch_dims=1)
-        return loss, lambda dloss: _xent_backward(rows, lse, flat_labels, dloss)
+    def xent(rows, bias):
+        lse = _biased_logsumexp(rows, bias)
+        at_label = tf.cast(tf.gather(rows, flat_labels, batch_dims=1), tf.float32) \
+            + tf.gather(bias, flat_labels)
 
-    return tf.reshape(xent(rows), tf.shape(labels))
+        def grad(dloss):
+            drows = _xent_backward(rows, bias, lse, flat_labels, dloss)
+            return drows, bias_gradient(drows) if has_bias else tf.zeros_like(bias)
+
+        return lse - at_label, grad
+
+    return tf.reshape(xent(rows, bias), tf.shape(labels))
 
 
 @_maybe_xla
-def _logsumexp_rows(rows):
-    return tf.reduce_logsumexp(rows, axis=-1)
+def _biased_logsumexp(rows, bias):
+    return tf.reduce_logsumexp(tf.cast(rows, tf.float32) + bias, axis=-1)
 
 
 @_maybe_xla
-def _xent_backward(rows, lse, labels, dloss):
-    """(softmax(rows) - one_hot(labels)) * dloss, the softmax from the forward's logsumexp."""
+def _xent_backward(rows, bias, lse, labels, dloss):
+    """(softmax(rows + bias) - one_hot(labels)) * dloss in rows' dtype, the softmax from the
+    forward's logsumexp."""
+    logits = tf.cast(rows, tf.float32) + bias
     at_label = tf.range(tf.shape(rows)[-1])[tf.newaxis, :] == labels[:, tf.newaxis]
-    return (tf.exp(rows - lse[:, tf.newaxis]) - tf.cast(at_label, rows.dtype)) \
+    d = (tf.exp(logits - lse[:, tf.newaxis]) - tf.cast(at_label, tf.float32)) \
         * dloss[:, tf.newaxis]
+    return tf.cast(d, rows.dtype)
 
 
 def classification_loss(logits, labels):
@@ -1108,18 +1161,18 @@ def span_loss(start_logits, end_logits, start_positions, end_positions):
     return tf.reduce_mean(per_example), per_example
 
 
-def _pretraining_losses(model, features, training):
-    mlm_logits, nsp_logits = model(features, training)
-    mlm_loss, _ = masked_lm_loss(mlm_logits, features["masked_lm_ids"],
-                                 features["masked_lm_weights"])
-    labels = tf.reshape(features["next_sentence_labels"], [-1])
-    nsp_loss, _ = classification_loss(nsp_logits, labels)
-    return mlm_logits, nsp_logits, labels, mlm_loss, nsp_loss
-
-
 def pretraining_loss(model, features, training):
-    """Masked-LM loss (weighted by masked_lm_weights) plus next-sentence loss, as the original."""
-    _, _, _, mlm_loss, nsp_loss = _pretraining_losses(model, features, training)
+    """Masked-LM loss (weighted by masked_lm_weights) plus next-sentence loss, as the original.
+
+    model: a BertPretrainer. The same value as from its logits (pretraining_metrics' `loss`), but
+    the masked-LM loss comes from MaskedLMHead.loss (performance).
+    """
+    out = model.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                     training=training)
+    mlm_loss = model.mlm.loss(out.sequence_output, features["masked_lm_positions"],
+                              features["masked_lm_ids"], features["masked_lm_weights"])
+    labels = tf.reshape(features["next_sentence_labels"], [-1])
+    nsp_loss, _ = classification_loss(model.nsp(out.pooled_output), labels)
     return mlm_loss + nsp_loss
 
 

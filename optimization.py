@@ -112,7 +112,8 @@ class AdamWeightDecay(_Optimizer):
 
     def _update(self, var, grad, m, v, lr, decay):
         if decay:  # decoupled: w * (1 - lr * wd), then the Adam step (which does not read w)
-            var.assign_sub(lr * self.weight_decay_rate * var)
+            # (performance: one multiply and an assign, not assign_sub's read-modify-write)
+            var.assign(var * (1.0 - lr * self.weight_decay_rate))
         # The fused kernel with beta powers of 0 is exactly Adam without bias correction:
         # its step size lr * sqrt(1 - 0) / (1 - 0) is lr.
         return tf.raw_ops.ResourceApplyAdam(

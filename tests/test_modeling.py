@@ -302,6 +302,36 @@ def test_pretrainer_loss_and_metrics():
         assert float(total) == 0.0 and float(count) == 0.0, name
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_masked_lm_head_loss_equals_the_loss_of_its_logits(dtype):
+    # MaskedLMHead.loss folds the output bias into the cross entropy instead of making float32
+    # logits first: the same loss and the same gradients for every variable and the input.
+    model = modeling.BertPretrainer(tiny_config(), dtype)
+    head = model.mlm
+    rng = np.random.RandomState(5)
+    sequence = tf.cast(tf.constant(rng.randn(3, 7, 32).astype(np.float32)), dtype)
+    positions = tf.constant([[1, 2], [0, 3], [6, 0]])
+    ids = tf.constant([[5, 6], [7, 98], [9, 0]])
+    weights = tf.constant([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    head.output_bias.assign(rng.randn(99).astype(np.float32))
+    variables = list(head.trainable_variables) + [model.bert.embedding_table]
+
+    def value_and_grads(loss_fn):
+        with tf.GradientTape() as tape:
+            tape.watch(sequence)
+            loss = loss_fn()
+        grads = tape.gradient(loss, [sequence] + variables)
+        return [loss] + [tf.convert_to_tensor(g) for g in grads]
+
+    fused = value_and_grads(lambda: head.loss(sequence, positions, ids, weights))
+    plain = value_and_grads(
+        lambda: modeling.masked_lm_loss(head(sequence, positions), ids, weights)[0])
+    for a, b in zip(fused, plain):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def _value_and_grad(fn, *args):
     args = [tf.constant(a) for a in args]
     with tf.GradientTape() as tape:

@@ -73,18 +73,28 @@ def define_tpu_flags():
                          "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
 
-def define_runner_flags(save_checkpoints_steps=1000):
-    """Strategy, precision, checkpointing and loop flags of the shared runner."""
+def define_strategy_flags():
+    """The original TPU flags and --distribution_strategy: what strategy_from_flags reads."""
     define_tpu_flags()
-    define_output_dir()
     import training  # pylint: disable=import-outside-toplevel
     DEFINE_enum("distribution_strategy", "auto", training.STRATEGIES,
-                      "tf.distribute strategy: auto (mirrored if several GPUs, else one device), "
-                      "one_device, mirrored (GPUs of this machine), multi_worker_mirrored "
-                      "(cluster from TF_CONFIG), tpu (same as --use_tpu).")
+                "tf.distribute strategy: auto (mirrored if several GPUs, else one device), "
+                "one_device, mirrored (GPUs of this machine), multi_worker_mirrored "
+                "(cluster from TF_CONFIG), tpu (same as --use_tpu).")
+
+
+def define_precision_flag():
+    """--precision: what compute_dtype_from_flags reads."""
     DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
-                      "float32, or bfloat16 mixed precision (variables, softmax, LayerNorm and "
-                      "losses stay float32).")
+                "float32, or bfloat16 mixed precision (variables, softmax, LayerNorm and "
+                "losses stay float32).")
+
+
+def define_runner_flags(save_checkpoints_steps=1000):
+    """Strategy, precision, checkpointing and loop flags of the shared runner."""
+    define_strategy_flags()
+    define_precision_flag()
+    define_output_dir()
     DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps,
                          "How often to save the model checkpoint.")
     DEFINE_integer("iterations_per_loop", 1000,

@@ -105,7 +105,6 @@ import common_flags
 import file_io
 import modeling
 import tokenization
-import training
 
 FLAGS = flags.FLAGS
 
@@ -126,14 +125,8 @@ common_flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
 common_flags.DEFINE_bool("use_one_hot_embeddings", False,
                          "Accepted so that the original command lines run; ignored (the "
                          "embedding lookup is a gather on every device).")
-common_flags.define_tpu_flags()
-common_flags.DEFINE_enum("distribution_strategy", "auto", training.STRATEGIES,
-                         "tf.distribute strategy: auto (mirrored if several GPUs, else one "
-                         "device), one_device, mirrored (GPUs of this machine), "
-                         "multi_worker_mirrored (cluster from TF_CONFIG), tpu (same as --use_tpu).")
-common_flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
-                         "float32, or bfloat16 mixed precision (variables, softmax, LayerNorm and "
-                         "losses stay float32).")
+common_flags.define_strategy_flags()
+common_flags.define_precision_flag()
 common_flags.DEFINE_enum("output_format", "jsonl", list(OUTPUT_FORMATS),
                          "jsonl: the original JSON Lines (with --pooling=none) or "
                          '{"linex_index": i, "layers": [{"index": -1, "values": [...]}, ...]} per '

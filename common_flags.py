@@ -1,10 +1,36 @@
 """Command-line flags shared by the scripts, defined once with the original names and defaults.
 
-Each script calls the `define_*` functions it needs at import time and reads FLAGS only in its
-`main()`; library modules never read FLAGS. A name that is already defined is left as it is, so
-several scripts can be imported into one process (the tests do). The helpers at the bottom turn
-parsed flags into the runner's arguments.
+Each script calls the `define_*` functions it needs at import time, calls
+`apply_script_flags(__name__)` first in its `main()`, and reads FLAGS only there; library modules
+never read FLAGS. The helpers at the bottom turn parsed flags into the runner's arguments.
+
+Several scripts in one process
+------------------------------
+absl holds one flag per name in a process, yet scripts give some names a default or help of their
+own: --max_seq_length is 384 in run_squad.py and 128 elsewhere, --input_file is raw text for
+create_pretraining_data.py and TFRecords for run_pretraining.py, --output_dir is a converted model
+for convert_hf_checkpoint.py. On the command line a script is alone in its process and absl holds
+its own definition. The tests, though, import several scripts into one process, where absl keeps
+the first definition of each name; before, a later script then silently ran with another script's
+default (run_squad.py with --max_seq_length=128). So:
+
+- each definition here records the defining script's own declaration (default and help) beside
+  absl's single flag, and `apply_script_flags(script)` makes every flag that script defined hold
+  its declaration again: a value given on the command line (or set with FLAGS.name = value) is
+  kept, the others take the script's default. Each script's main() calls it first, so a script
+  runs with its own defaults whatever was imported before it;
+- what one process cannot hold per script is an error when the flag is defined
+  (FlagConflictError): a type, enum values or bounds other than those of the flag already defined
+  under the name (absl parses every --name with one parser), and one script declaring a name
+  twice with another default or help (a copy that has drifted from the shared definition, as
+  extract_features.py's copy of --distribution_strategy once was).
+
+Help that differs between scripts is deliberately not an error: the names above mean different
+things in different scripts, and a script's --help shows its own text (it is alone in the process,
+and its flags are registered as its key flags so that --help lists them).
 """
+
+import sys
 
 from absl import flags
 
@@ -14,19 +40,89 @@ from absl import flags
 FLAGS = flags.FLAGS
 
 
-def _once(define):
-    """`define` (a flags.DEFINE_* function) that skips names already defined."""
-    def define_once(name, *args, **kwargs):
+class FlagConflictError(ValueError):
+    """A definition one process cannot hold beside an earlier one (see the module docstring)."""
+
+
+# {(script, name): the flag as that script declared it: an absl Flag, never registered}
+_DECLARED = {}
+
+
+def _defining_script():
+    """The __name__ of the module that called into this one: the script defining a flag."""
+    frame = sys._getframe(1)  # pylint: disable=protected-access
+    while frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__")
+
+
+def _absl_module_name(script):
+    """The module name absl files a script's flags under (the file's path when run as __main__)."""
+    return sys.argv[0] if script == "__main__" else script
+
+
+def _parser_signature(flag):
+    """What every definition of a name must agree on: the flag's class and its parser's settings
+    (type, enum values, bounds)."""
+    parser = flag.parser
+    return (type(flag).__name__, type(parser).__name__,
+            tuple(getattr(parser, "enum_values", None) or ()),
+            getattr(parser, "lower_bound", None), getattr(parser, "upper_bound", None))
+
+
+def _first_definer(name):
+    """Who defined --name first: a script recorded here, else the module absl names."""
+    scripts = [script for script, declared_name in _DECLARED if declared_name == name]
+    return scripts[0] if scripts else FLAGS.find_module_defining_flag(name, "another module")
+
+
+def _check_declaration(script, declared):
+    """Raises FlagConflictError if `declared` (script's definition) cannot stand beside the
+    definitions already made."""
+    name = declared.name
+    if name in FLAGS and _parser_signature(FLAGS[name]) != _parser_signature(declared):
+        raise FlagConflictError(
+            f"{script} defines --{name} as {_parser_signature(declared)}, but "
+            f"{_first_definer(name)} defined it as {_parser_signature(FLAGS[name])}: one process "
+            f"parses a flag one way; give one of them another name")
+    earlier = _DECLARED.get((script, name))
+    if earlier is not None and (earlier.default, earlier.help) != (declared.default,
+                                                                   declared.help):
+        raise FlagConflictError(
+            f"{script} defines --{name} twice: default {earlier.default!r}, help "
+            f"{earlier.help!r}, then default {declared.default!r}, help {declared.help!r}")
+
+
+def _per_script(define):
+    """`define` (a flags.DEFINE_* function) recording the calling script's declaration; absl gets
+    the first definition of each name (see the module docstring)."""
+    def define_for_script(name, *args, **kwargs):
+        script = _defining_script()
+        scratch = flags.FlagValues()  # absl builds the flag (parsed default, help), unregistered
+        declared = scratch[define(name, *args, flag_values=scratch, **kwargs).name]
+        _check_declaration(script, declared)
         if name not in FLAGS:
             define(name, *args, **kwargs)
-    return define_once
+        _DECLARED[script, name] = declared
+        FLAGS.register_key_flag_for_module(_absl_module_name(script), FLAGS[name])
+    return define_for_script
 
 
-DEFINE_string = _once(flags.DEFINE_string)
-DEFINE_bool = _once(flags.DEFINE_bool)
-DEFINE_integer = _once(flags.DEFINE_integer)
-DEFINE_float = _once(flags.DEFINE_float)
-DEFINE_enum = _once(flags.DEFINE_enum)
+DEFINE_string = _per_script(flags.DEFINE_string)
+DEFINE_bool = _per_script(flags.DEFINE_bool)
+DEFINE_integer = _per_script(flags.DEFINE_integer)
+DEFINE_float = _per_script(flags.DEFINE_float)
+DEFINE_enum = _per_script(flags.DEFINE_enum)
+
+
+def apply_script_flags(script):
+    """Makes every flag `script` (a module's __name__) defined hold that script's default and
+    help. A flag given on the command line, or set with FLAGS.name = value, keeps its value; the
+    others take the script's default. Call it first in main(), before reading FLAGS."""
+    for (owner, name), declared in _DECLARED.items():
+        if owner == script:
+            FLAGS[name].help = declared.help
+            FLAGS.set_default(name, declared.default)
 
 
 def define_model_flags(max_seq_length=128):
@@ -37,40 +133,42 @@ def define_model_flags(max_seq_length=128):
                    "Longer sequences are truncated, shorter ones padded.")
 
 
-def define_output_dir(help_text="The output directory where the model checkpoints will be written."):
+def define_output_dir(
+        help_text="The output directory where the model checkpoints will be written."):
+    """--output_dir, with a script's own help if it writes something else there."""
     DEFINE_string("output_dir", None, help_text)
 
 
 def define_checkpoint_flags():
     """--bert_config_file, --vocab_file, --init_checkpoint, --do_lower_case."""
     DEFINE_string("bert_config_file", None,
-                        "The config json file corresponding to the pre-trained BERT model. "
-                        "This specifies the model architecture.")
+                  "The config json file corresponding to the pre-trained BERT model. "
+                  "This specifies the model architecture.")
     DEFINE_string("vocab_file", None,
-                        "The vocabulary file that the BERT model was trained on.")
+                  "The vocabulary file that the BERT model was trained on.")
     DEFINE_string("init_checkpoint", None,
-                        "Initial checkpoint (usually from a pre-trained BERT model): a prefix such "
-                        "as .../bert_model.ckpt or a directory (its latest checkpoint).")
+                  "Initial checkpoint (usually from a pre-trained BERT model): a prefix such "
+                  "as .../bert_model.ckpt or a directory (its latest checkpoint).")
     DEFINE_bool("do_lower_case", True,
-                      "Whether to lower case the input text. Should be True for uncased models "
-                      "and False for cased models.")
+                "Whether to lower case the input text. Should be True for uncased models "
+                "and False for cased models.")
 
 
 def define_tpu_flags():
     """The original TPU flags; --use_tpu selects the TPU strategy."""
     DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
     DEFINE_string("tpu_name", None,
-                        "The Cloud TPU to use for training: the name used when creating the "
-                        "Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.")
+                  "The Cloud TPU to use for training: the name used when creating the "
+                  "Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.")
     DEFINE_string("tpu_zone", None,
-                        "[Optional] GCE zone where the Cloud TPU is located in. If not specified, "
-                        "we will attempt to automatically detect it from metadata.")
+                  "[Optional] GCE zone where the Cloud TPU is located in. If not specified, "
+                  "we will attempt to automatically detect it from metadata.")
     DEFINE_string("gcp_project", None,
-                        "[Optional] Project name for the Cloud TPU-enabled project. If not "
-                        "specified, we will attempt to automatically detect it from metadata.")
+                  "[Optional] Project name for the Cloud TPU-enabled project. If not "
+                  "specified, we will attempt to automatically detect it from metadata.")
     DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
     DEFINE_integer("num_tpu_cores", 8,
-                         "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+                   "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
 
 def define_strategy_flags():
@@ -96,16 +194,16 @@ def define_runner_flags(save_checkpoints_steps=1000):
     define_precision_flag()
     define_output_dir()
     DEFINE_integer("save_checkpoints_steps", save_checkpoints_steps,
-                         "How often to save the model checkpoint.")
+                   "How often to save the model checkpoint.")
     DEFINE_integer("iterations_per_loop", 1000,
-                         "How many steps to make in each tf.function call (and between progress "
-                         "lines).")
+                   "How many steps to make in each tf.function call (and between progress "
+                   "lines).")
     DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep.")
     DEFINE_integer("gradient_accumulation_steps", 1,
-                         "Split each batch of --train_batch_size into this many micro-batches "
-                         "and accumulate their gradients: the same update with less memory.")
+                   "Split each batch of --train_batch_size into this many micro-batches "
+                   "and accumulate their gradients: the same update with less memory.")
     DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
-                      "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
+                "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
 
 
 def define_train_flags(train_batch_size=32, eval_batch_size=8, learning_rate=5e-5):
@@ -123,8 +221,8 @@ def define_epoch_flags():
     """--num_train_epochs and --warmup_proportion (fine-tuning scripts)."""
     DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
     DEFINE_float("warmup_proportion", 0.1,
-                       "Proportion of training to perform linear learning rate warmup for. "
-                       "E.g., 0.1 = 10% of training.")
+                 "Proportion of training to perform linear learning rate warmup for. "
+                 "E.g., 0.1 = 10% of training.")
 
 
 def warn_if_case_mismatch(f):

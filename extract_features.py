@@ -835,6 +835,7 @@ def run(input_file, output_file, bert_config_file, init_checkpoint, vocab_file,
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     try:

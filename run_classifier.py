@@ -885,6 +885,7 @@ def train(runner, f, data, caches, feature_spec, callbacks):
 
 def main(argv):
     del argv
+    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     check_flags(f)

@@ -348,6 +348,7 @@ def evaluate(f, predictions, null_odds, global_step):
 
 def main(argv):
     del argv
+    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     check_flags(f)

@@ -73,6 +73,11 @@ logger = logging.getLogger(__name__)
 Column = Union[str, int]
 Label = Union[str, float, List[str], None]
 
+# What a task's model outputs (Task.kind): class probabilities (softmax), one value, or a 0/1
+# vector (sigmoid). The feature records, the losses and soft_labels.py use the same names.
+CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi_label"
+KINDS = (CLASSIFICATION, REGRESSION, MULTI_LABEL)
+
 
 @dataclasses.dataclass(slots=True)
 class InputExample:
@@ -394,6 +399,13 @@ class Task:
     # Labels. ----------------------------------------------------------------
 
     @property
+    def kind(self) -> str:
+        """REGRESSION, MULTI_LABEL or CLASSIFICATION (see KINDS)."""
+        if self.is_regression:
+            return REGRESSION
+        return MULTI_LABEL if self.multi_label else CLASSIFICATION
+
+    @property
     def num_labels(self) -> int:
         """Number of model outputs: 1 for regression, else the number of classes."""
         return 1 if self.is_regression else len(self._known_labels())
@@ -544,6 +556,15 @@ class Task:
         rows.extend(f"{example.guid}\t{self.submission_label(prediction)}\n"
                     for example, prediction in zip(examples, predictions))
         file_io.write_text_atomically(path, "".join(rows))
+
+
+def set_suffix(split, splits) -> str:
+    """How files of one of a task's example sets are told apart: "" for the first (main) set of
+    `splits` (say dev_sets()), else "_" + the split without its "dev_" / "test_" prefix:
+    eval_results.txt and eval_results_mismatched.txt for MNLI's dev_matched and dev_mismatched."""
+    if split == next(iter(splits)):
+        return ""
+    return "_" + split.split("_", 1)[-1]
 
 
 def _chain(first, rest):

@@ -34,7 +34,7 @@ import classifier_data
 import file_io
 
 FORMAT, VERSION = "bert-soft-labels", 1
-KINDS = ("classification", "regression", "multi_label")
+KINDS = classifier_data.KINDS
 
 
 class SoftLabelsError(ValueError):
@@ -145,7 +145,7 @@ def _check_header(record):
     if record.get("kind") not in KINDS:
         raise _LineError(f"kind {record.get('kind')!r}, expected one of {KINDS}")
     labels = record.get("labels")
-    if record["kind"] == "regression":
+    if record["kind"] == classifier_data.REGRESSION:
         if labels is not None:
             raise _LineError("a regression file has labels: null")
     elif (not isinstance(labels, list) or len(labels) < 1

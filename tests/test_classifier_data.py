@@ -674,3 +674,20 @@ def test_generic_transfer_file_in_any_format(tmp_path):
     odd.write_text("q\tlabel\n")
     with pytest.raises(DataError, match=rf"{odd}: unknown file format 'txt'"):
         task.transfer_examples(str(odd))
+
+
+def test_kind_of_each_task():
+    assert get_task("sst-2").kind == classifier_data.CLASSIFICATION
+    assert get_task("sts-b").kind == classifier_data.REGRESSION
+    assert get_task("generic", text_a_column=0, label_column=1,
+                    regression=True).kind == classifier_data.REGRESSION
+    assert get_task("generic", text_a_column=0, label_column=1,
+                    multi_label=True).kind == classifier_data.MULTI_LABEL
+    assert classifier_data.KINDS == ("classification", "regression", "multi_label")
+
+
+def test_set_suffix_tells_the_second_set_of_a_task_apart():
+    splits = {"dev_matched": [], "dev_mismatched": []}
+    assert classifier_data.set_suffix("dev_matched", splits) == ""
+    assert classifier_data.set_suffix("dev_mismatched", splits) == "_mismatched"
+    assert classifier_data.set_suffix("test", {"test": []}) == ""

@@ -31,6 +31,7 @@ and its flags are registered as its key flags so that --help lists them).
 """
 
 import sys
+from typing import Any, NamedTuple
 
 from absl import flags
 
@@ -244,6 +245,25 @@ def fine_tuning_steps(num_examples, train_batch_size, num_train_epochs, warmup_p
                          f"{train_batch_size} x --num_train_epochs={num_train_epochs} is less "
                          f"than one step")
     return num_train_steps, int(num_train_steps * warmup_proportion)
+
+
+class FineTuning(NamedTuple):
+    """How a fine-tuning script trains (fine_tuning_from_flags)."""
+    config: Any               # training.TrainConfig
+    optimizer: Any            # optimization.create_optimizer's
+    num_warmup_steps: int
+
+
+def fine_tuning_from_flags(f, num_examples):
+    """FineTuning on `num_examples` training examples for --num_train_epochs epochs of
+    --train_batch_size (fine_tuning_steps), with --learning_rate and --optimizer."""
+    import optimization  # pylint: disable=import-outside-toplevel
+    num_train_steps, num_warmup_steps = fine_tuning_steps(
+        num_examples, f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+    return FineTuning(train_config_from_flags(f, num_train_steps),
+                      optimization.create_optimizer(f.learning_rate, num_train_steps,
+                                                    num_warmup_steps, f.optimizer),
+                      num_warmup_steps)
 
 
 def strategy_from_flags(f):

@@ -97,7 +97,8 @@ fingerprint <name>.json next to each: a sha256 of the examples read (guids, text
 change of the input file or of the column options shows), the vocabulary file's sha256,
 --do_lower_case, --max_seq_length, the label list and the kind of task. A cache whose fingerprint
 differs is rebuilt. Sequences longer than --max_seq_length are truncated as the original
-(tokenization.encode_pair) and counted: one warning per file.
+(tokenization.encode_pair) and counted: one warning per file. classifier_features.py writes and
+checks them.
 
 Evaluation and prediction keep every example: the last batch may be smaller (the original padded
 with fake examples for TPUs). On TPU, TPUStrategy runs that last, smaller batch through its
@@ -112,9 +113,8 @@ caches, checkpoints) is written atomically.
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -122,13 +122,12 @@ from absl import app, flags, logging
 
 import checkpoints
 import classifier_data
+import classifier_features
 import common_flags
 import file_io
 import metrics
 import modeling
-import optimization
 import soft_labels
-import tokenization
 import training
 
 FLAGS = flags.FLAGS
@@ -208,68 +207,103 @@ SOFT_LABELS_FILE = "soft_labels.jsonl"
 DISTILLATION_RESULTS_FILE = "distillation_results.txt"
 AGREEMENT_EXAMPLES = 10000   # teacher agreement is measured on this many transfer examples
 BEST_DIR = "best"
-CLASSIFICATION, REGRESSION, MULTI_LABEL = "classification", "regression", "multi_label"
+CLASSIFICATION, REGRESSION, MULTI_LABEL = (classifier_data.CLASSIFICATION,
+                                           classifier_data.REGRESSION, classifier_data.MULTI_LABEL)
 
 
-# -- Flags ----------------------------------------------------------------------------------------
+# -- Settings and their checks --------------------------------------------------------------------
 
-def check_flags(f):
-    if not (f.do_train or f.do_eval or f.do_predict or f.do_label_transfer):
+@dataclasses.dataclass(frozen=True)
+class Modes:
+    """What the run does: --do_train, --do_eval, --do_predict, --do_label_transfer and
+    --eval_every_steps (0 = off)."""
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    do_label_transfer: bool = False
+    eval_every_steps: int = 0
+
+    @property
+    def needs_dev_sets(self):
+        return bool(self.do_eval or self.eval_every_steps > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+    """A student's training: --teacher_soft_labels (None: not a student), --distill_temperature
+    and --gold_label_weight."""
+    soft_labels_file: Optional[str] = None
+    temperature: float = 1.0
+    gold_label_weight: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFlags:
+    """How to read the task: --task_name, --xnli_language, and the generic task's options that
+    were given ({flag name: value}, GENERIC_OPTIONS)."""
+    task_name: Optional[str]
+    xnli_language: Optional[str] = None
+    generic: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def check_flags(modes, distillation, task_flags, paths, transfer_file):
+    """The flag combinations the script refuses; `paths`: {flag name: value} for --vocab_file,
+    --bert_config_file, --output_dir and --data_dir."""
+    if not (modes.do_train or modes.do_eval or modes.do_predict or modes.do_label_transfer):
         raise ValueError("At least one of `do_train`, `do_eval`, `do_predict' or "
                          "`do_label_transfer` must be True.")
-    needed = ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
-        ("data_dir",) if f.do_eval or f.do_predict or f.eval_every_steps
-        or (f.do_train and not f.teacher_soft_labels) else ())
-    for name in needed:
-        if not getattr(f, name):
+    reads_data_dir = (modes.do_eval or modes.do_predict or modes.eval_every_steps
+                      or (modes.do_train and not distillation.soft_labels_file))
+    values = dict(paths, task_name=task_flags.task_name)
+    for name in ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
+            ("data_dir",) if reads_data_dir else ()):
+        if not values[name]:
             raise ValueError(f"--{name} is required")
-    check_distillation_flags(f)
-    if f.eval_every_steps < 0 or (f.eval_every_steps and not f.do_train):
-        raise ValueError(f"--eval_every_steps={f.eval_every_steps} needs --do_train and must be "
-                         "at least 0")
-    given = [name for name in GENERIC_OPTIONS if getattr(f, name) is not None]
-    if given and _task_key(f.task_name) != "generic":
-        raise ValueError(f"--{', --'.join(given)} only apply to --task_name=generic")
-    if f.xnli_language and _task_key(f.task_name) != "xnli":
+    check_distillation_flags(modes, distillation, transfer_file)
+    if modes.eval_every_steps < 0 or (modes.eval_every_steps and not modes.do_train):
+        raise ValueError(f"--eval_every_steps={modes.eval_every_steps} needs --do_train and must "
+                         "be at least 0")
+    key = _task_key(task_flags.task_name)
+    if task_flags.generic and key != "generic":
+        raise ValueError(f"--{', --'.join(task_flags.generic)} only apply to --task_name=generic")
+    if task_flags.xnli_language and key != "xnli":
         raise ValueError("--xnli_language only applies to --task_name=xnli")
 
 
-def check_distillation_flags(f):
-    if bool(f.do_label_transfer) != bool(f.transfer_file):
+def check_distillation_flags(modes, distillation, transfer_file):
+    if bool(modes.do_label_transfer) != bool(transfer_file):
         raise ValueError("--do_label_transfer and --transfer_file go together")
-    if f.teacher_soft_labels and not f.do_train:
+    if distillation.soft_labels_file and not modes.do_train:
         raise ValueError("--teacher_soft_labels is for training a student: it needs --do_train")
-    if not f.teacher_soft_labels and (f.distill_temperature != 1.0 or f.gold_label_weight):
+    if not distillation.soft_labels_file and (distillation.temperature != 1.0
+                                              or distillation.gold_label_weight):
         raise ValueError("--distill_temperature and --gold_label_weight need "
                          "--teacher_soft_labels")
-    if not f.distill_temperature > 0:
-        raise ValueError(f"--distill_temperature={f.distill_temperature} must be positive")
-    if not 0 <= f.gold_label_weight <= 1:
-        raise ValueError(f"--gold_label_weight={f.gold_label_weight} must be in [0, 1]")
+    if not distillation.temperature > 0:
+        raise ValueError(f"--distill_temperature={distillation.temperature} must be positive")
+    if not 0 <= distillation.gold_label_weight <= 1:
+        raise ValueError(f"--gold_label_weight={distillation.gold_label_weight} must be in [0, 1]")
 
 
 def _task_key(task_name):
     return str(task_name).strip().lower().replace("_", "-")
 
 
-def task_options(f, labels=None):
-    """get_task options from the flags: the generic task's (those given) or XNLI's language."""
-    key = _task_key(f.task_name)
+def task_options(task_flags, labels=None):
+    """get_task's options: the generic task's (those given, `labels` replacing --labels) or XNLI's
+    language."""
+    key = _task_key(task_flags.task_name)
     if key == "xnli":
-        return {"language": f.xnli_language} if f.xnli_language else {}
+        return {"language": task_flags.xnli_language} if task_flags.xnli_language else {}
     if key != "generic":
         return {}
-    options = {name: getattr(f, name) for name in GENERIC_OPTIONS if getattr(f, name) is not None}
-    if f.labels is not None:
-        options["labels"] = [label.strip() for label in f.labels.split(",") if label.strip()]
+    options = dict(task_flags.generic)
+    if "labels" in options:
+        options["labels"] = [label.strip() for label in options["labels"].split(",")
+                             if label.strip()]
     if labels is not None:
         options["labels"] = labels
     return options
-
-
-def kind_of(task):
-    return REGRESSION if task.is_regression else MULTI_LABEL if task.multi_label \
-        else CLASSIFICATION
 
 
 # -- Data and labels ------------------------------------------------------------------------------
@@ -286,7 +320,7 @@ class TaskData:
 
     @property
     def kind(self):
-        return kind_of(self.task)
+        return self.task.kind
 
 
 def read_label_list(*directories):
@@ -306,60 +340,62 @@ def write_label_list(directory, labels):
                                    "".join(f"{label}\n" for label in labels))
 
 
-def saved_labels(f, has_checkpoint):
-    """The label list saved with the model this run continues from or evaluates (None if none).
-
-    A training run that starts afresh takes its labels from the flags or the data instead.
-    """
-    if f.do_train and not has_checkpoint:
-        return None
+def model_directories(output_dir, init_checkpoint):
+    """Where the model this run continues from or evaluates keeps its label_list.txt: the output
+    directory, then the --init_checkpoint's."""
     init_dir = None
-    if f.init_checkpoint:
-        init_dir = f.init_checkpoint if tf.io.gfile.isdir(f.init_checkpoint) \
-            else os.path.dirname(f.init_checkpoint)
-    return read_label_list(f.output_dir, init_dir)
+    if init_checkpoint:
+        init_dir = init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
+            else os.path.dirname(init_checkpoint)
+    return output_dir, init_dir
 
 
-def load_task_data(f, has_checkpoint, eval_needed):
-    """Reads the example sets the modes need, so that bad data fails before anything runs."""
-    key = _task_key(f.task_name)
-    saved = saved_labels(f, has_checkpoint) if key == "generic" and f.labels is None else None
-    soft = soft_labels.read(f.teacher_soft_labels) if f.teacher_soft_labels else None
-    if saved is None and soft is not None and key == "generic" and f.labels is None:
-        saved = soft.labels   # the student's classes are the teacher's
-    task = classifier_data.get_task(f.task_name, **task_options(f, saved))
+def settle_task(task_flags, soft, model_dirs):
+    """The task, with the generic task's labels from --labels, else from label_list.txt in
+    `model_dirs` (the model continued or evaluated; () for a fresh training run), else the
+    teacher's (a student of `soft`), else from its training data."""
+    labels = None
+    if _task_key(task_flags.task_name) == "generic" and "labels" not in task_flags.generic:
+        labels = read_label_list(*model_dirs)
+        if labels is None and soft is not None:
+            labels = soft.labels   # the student's classes are the teacher's
+    return classifier_data.get_task(task_flags.task_name, **task_options(task_flags, labels))
+
+
+def load_task_data(task_flags, modes, distillation, data_dir, transfer_file, model_dirs):
+    """Reads the example sets the modes need, so that bad data fails before anything runs.
+    `model_dirs`: see settle_task."""
+    soft = (soft_labels.read(distillation.soft_labels_file) if distillation.soft_labels_file
+            else None)
+    task = settle_task(task_flags, soft, model_dirs)
     data = TaskData(task)
     if soft is not None:
-        data.soft = student_soft_labels(soft, task, f)
+        data.soft = student_soft_labels(soft, task, distillation)
         data.train = data.soft.examples
-    elif f.do_train:
-        data.train = task.train_examples(f.data_dir)
-    if f.do_train:
-        common_flags.fine_tuning_steps(len(data.train), f.train_batch_size, f.num_train_epochs,
-                                       f.warmup_proportion)
-    if eval_needed:
-        data.dev = task.dev_sets(f.data_dir)
+    elif modes.do_train:
+        data.train = task.train_examples(data_dir)
+    if modes.needs_dev_sets:
+        data.dev = task.dev_sets(data_dir)
         if not data.dev:
             raise ValueError(f"task {task.name!r} has no dev set to evaluate on")
-    if f.do_predict:
-        data.test = task.test_sets(f.data_dir)
-    if f.do_label_transfer:
-        data.transfer = transfer_examples(task, f.transfer_file)
+    if modes.do_predict:
+        data.test = task.test_sets(data_dir)
+    if modes.do_label_transfer:
+        data.transfer = transfer_examples(task, transfer_file)
     if not task.is_regression and task.labels is None:
         raise ValueError(f"the labels of task {task.name!r} are not known: train first in this "
                          f"--output_dir, or pass --labels")
-    check_labels_match(f, task, has_checkpoint)
     return data
 
 
-def student_soft_labels(soft, task, f):
+def student_soft_labels(soft, task, distillation):
     """The teacher's soft labels, checked against the student's task, logits in its label order."""
-    path = f.teacher_soft_labels
-    if soft.kind != kind_of(task):
+    path = distillation.soft_labels_file
+    if soft.kind != task.kind:
         raise soft_labels.SoftLabelsError(
             f"{path}: the teacher is a {soft.kind} model, the student's task {task.name!r} is "
-            f"{kind_of(task)}")
-    if task.is_regression and f.distill_temperature != 1.0:
+            f"{task.kind}")
+    if task.is_regression and distillation.temperature != 1.0:
         raise ValueError("--distill_temperature applies to classification; regression distils "
                          "with the squared error to the teacher's value")
     if soft.header.get("task") not in (None, task.name):
@@ -372,10 +408,15 @@ def student_soft_labels(soft, task, f):
     return soft
 
 
+def transfer_files(transfer_file):
+    """The paths of the comma-separated --transfer_file."""
+    return [path.strip() for path in transfer_file.split(",") if path.strip()]
+
+
 def transfer_examples(task, transfer_file):
     """The examples of the comma-separated transfer files: guids transfer-<n> for one file,
     transfer<k>-<n> (k = 1, 2, ...) for several."""
-    paths = [path.strip() for path in transfer_file.split(",") if path.strip()]
+    paths = transfer_files(transfer_file)
     if not paths:
         raise ValueError(f"--transfer_file={transfer_file!r} names no file")
     examples = []
@@ -385,177 +426,68 @@ def transfer_examples(task, transfer_file):
     return examples
 
 
-def check_labels_match(f, task, has_checkpoint):
+def check_labels_match(task, output_dir, has_checkpoint):
     """Saves label_list.txt; a model already trained with other labels is an error."""
     if task.is_regression:
         return
-    saved = read_label_list(f.output_dir)
+    saved = read_label_list(output_dir)
     if saved is not None and saved != task.labels:
         if has_checkpoint:
             raise ValueError(
                 f"the labels {task.labels} differ from those of the model in --output_dir="
-                f"{f.output_dir} ({LABEL_LIST_FILE}: {saved}); use another --output_dir")
+                f"{output_dir} ({LABEL_LIST_FILE}: {saved}); use another --output_dir")
         logging.warning("Replacing %s (%s): no checkpoint uses it", LABEL_LIST_FILE, saved)
     if saved != task.labels:
-        write_label_list(f.output_dir, task.labels)
+        write_label_list(output_dir, task.labels)
 
 
-# -- Features: TFRecord caches --------------------------------------------------------------------
-
-CACHE_FORMAT = 1  # bump when the record layout changes
-
-
-def name_to_features(max_seq_length, kind, num_labels, distillation=False):
-    """The cache's record format; also the model's feature keys. Distillation records add the
-    teacher's logits and whether the example has a gold label (else label_ids is 0)."""
-    s = [max_seq_length]
-    label = {CLASSIFICATION: tf.io.FixedLenFeature([], tf.int64),
-             REGRESSION: tf.io.FixedLenFeature([], tf.float32),
-             MULTI_LABEL: tf.io.FixedLenFeature([num_labels], tf.int64)}[kind]
-    spec = {"input_ids": tf.io.FixedLenFeature(s, tf.int64),
-            "input_mask": tf.io.FixedLenFeature(s, tf.int64),
-            "segment_ids": tf.io.FixedLenFeature(s, tf.int64),
-            "label_ids": label}
-    if distillation:
-        spec["teacher_logits"] = tf.io.FixedLenFeature([num_labels], tf.float32)
-        spec["has_label"] = tf.io.FixedLenFeature([], tf.int64)
-    return spec
-
-
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def encode_example(tokenizer, task, example, max_seq_length, teacher_logits=None):
-    """(serialized tf.train.Example, whether the text was truncated) for one InputExample.
-
-    An unlabelled (test) example gets label 0, as the original's test features did. With
-    `teacher_logits` [L], a distillation record (see name_to_features).
-    """
-    pair = tokenization.encode_pair(tokenizer, example.text_a, example.text_b, max_seq_length)
-    kind = kind_of(task)
-    if example.label is None:
-        label = [0.0] if kind == REGRESSION else [0] * (task.num_labels if kind == MULTI_LABEL
-                                                        else 1)
-    else:
-        label = task.label_id(example.label)
-        label = label if isinstance(label, list) else [label]
-    label_feature = (tf.train.Feature(float_list=tf.train.FloatList(value=label))
-                     if kind == REGRESSION else _int64s(label))
-    features = {"input_ids": _int64s(pair.input_ids), "input_mask": _int64s(pair.input_mask),
-                "segment_ids": _int64s(pair.segment_ids), "label_ids": label_feature}
-    if teacher_logits is not None:
-        features["teacher_logits"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=teacher_logits))
-        features["has_label"] = _int64s([int(example.label is not None)])
-    record = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-    return record, pair.truncated
-
-
-def encode_examples(writer, tokenizer, task, examples, max_seq_length, source, logits=None):
-    """Writes the examples' features with `writer`; returns {"truncated": count}.
-
-    `source` (the data set) is named in errors. With `logits` [N, L] (a teacher's), distillation
-    records, in a fixed random order (the transfer files may come one after the other, and the
-    training pipeline only shuffles within a buffer of 100)."""
-    truncated = 0
-    order = range(len(examples)) if logits is None else \
-        np.random.default_rng(12345).permutation(len(examples))
-    for i in order:
-        example = examples[i]
-        try:
-            record, was_truncated = encode_example(tokenizer, task, example, max_seq_length,
-                                                   None if logits is None else logits[i])
-        except ValueError as e:  # an unknown label
-            raise classifier_data.DataError(
-                f"{source}, line {example.line} (example {example.guid}): {e}") from None
-        writer.write(record)
-        truncated += was_truncated
-    return {"truncated": truncated}
-
-
-def examples_sha256(examples):
-    """A hash of what the features are made of: each example's guid, texts and label."""
-    digest = hashlib.sha256()
-    for e in examples:
-        digest.update(json.dumps([e.guid, e.text_a, e.text_b, e.label]).encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
+# -- Feature caches -------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class FeatureSettings:
-    """What the features depend on besides the examples; the tokenizer is built when needed."""
-    vocab_file: str
-    do_lower_case: bool
+class Records:
+    """The run's feature caches ({(mode, split): path}, classifier_features.build_caches) and
+    what their record format depends on."""
+    caches: Dict[Tuple[str, str], str]
     max_seq_length: int
+    kind: str
+    num_labels: int
 
-    @functools.cached_property
-    def vocab_sha256(self):
-        return training.file_sha256(self.vocab_file)
+    def feature_spec(self, mode):
+        return classifier_features.name_to_features(self.max_seq_length, self.kind,
+                                                    self.num_labels, mode == "distill")
 
-    @functools.cached_property
-    def tokenizer(self):
-        return tokenization.FullTokenizer(self.vocab_file, self.do_lower_case)
-
-
-def fingerprint(examples, task, settings, logits=None):
-    """Everything a feature cache depends on (see the module docstring)."""
-    values = {"format": CACHE_FORMAT, "examples_sha256": examples_sha256(examples),
-              "num_examples": len(examples), "vocab_sha256": settings.vocab_sha256,
-              "do_lower_case": settings.do_lower_case, "max_seq_length": settings.max_seq_length,
-              "kind": kind_of(task), "labels": task.labels}
-    if logits is not None:
-        values["teacher_logits_sha256"] = hashlib.sha256(
-            np.ascontiguousarray(logits, np.float32).tobytes()).hexdigest()
-    return values
+    def dataset(self, mode, split, batch_size, is_training=False, input_context=None):
+        """The records of one example set: in file order, unless `is_training`."""
+        return training.tfrecord_dataset([self.caches[mode, split]], self.feature_spec(mode),
+                                         batch_size, is_training, input_context)
 
 
-def cached_features(path, examples, task, settings, source, logits=None):
-    """Builds the TFRecord cache `path` unless it is up to date; warns about truncation."""
-    statistics, reused = training.cached_tfrecord(
-        path, fingerprint(examples, task, settings, logits),
-        lambda writer: encode_examples(writer, settings.tokenizer, task, examples,
-                                       settings.max_seq_length, source, logits))
-    logging.info("%s %s: %d examples from %s", "Reused" if reused else "Wrote", path,
-                 len(examples), source)
-    truncated = statistics.get("truncated", 0)
-    if truncated:
-        logging.warning("%s: %d of %d examples are longer than --max_seq_length=%d tokens and "
-                        "were truncated", source, truncated, len(examples),
-                        settings.max_seq_length)
-    return path
+def example_sets(data, data_dir, soft_labels_file, transfer_file):
+    """What the caches hold for `data`: [classifier_features.ExampleSets] (train.tf_record, or
+    distill.tf_record for a student; eval*, predict*, transfer.tf_record)."""
+    in_data_dir = f"{data_dir} ({data.task.name} {{split}} set)"
+    sets = []
+    if data.soft:
+        sets.append(classifier_features.ExampleSets("distill", {"train": data.train},
+                                                    soft_labels_file, data.soft.logits))
+    elif data.train is not None:
+        sets.append(classifier_features.ExampleSets("train", {"train": data.train}, in_data_dir))
+    sets += [classifier_features.ExampleSets("eval", data.dev, in_data_dir),
+             classifier_features.ExampleSets("predict", data.test, in_data_dir)]
+    if data.transfer:
+        sets.append(classifier_features.ExampleSets("transfer", {"transfer": data.transfer},
+                                                    transfer_file))
+    return sets
 
 
-def set_suffix(split, splits):
-    """"" for the first (main) set of a task, else "_" + the split without "dev_"/"test_"."""
-    if split == next(iter(splits)):
-        return ""
-    return "_" + split.split("_", 1)[-1]
-
-
-def build_caches(f, data, settings):
-    """{(mode, split): cache path} for every example set in `data` (mode: train, eval,
-    predict: the original's file names; distill: a student's transfer set with the teacher's
-    logits; transfer: the set a teacher labels)."""
-    caches = {}
-    train = {"train": data.train} if data.train is not None else {}
-    sets = [("distill", train) if data.soft else ("train", train), ("eval", data.dev),
-            ("predict", data.test), ("transfer", {"transfer": data.transfer} if data.transfer
-                                      else {})]
-    sources = {"distill": f.teacher_soft_labels, "transfer": f.transfer_file}
-    for mode, splits in sets:
-        for split, examples in splits.items():
-            path = os.path.join(f.output_dir, f"{mode}{set_suffix(split, splits)}.tf_record")
-            source = sources.get(mode) or f"{f.data_dir} ({data.task.name} {split} set)"
-            caches[mode, split] = cached_features(
-                path, examples, data.task, settings, source,
-                data.soft.logits if mode == "distill" else None)
-    return caches
+def build_records(data, settings, output_dir, sets):
+    """Records of the caches of `sets` (example_sets) in `output_dir`, built or reused."""
+    caches = classifier_features.build_caches(output_dir, data.task, settings, sets)
+    return Records(caches, settings.max_seq_length, data.kind, data.task.num_labels)
 
 
 # -- Model, loss and outputs ----------------------------------------------------------------------
-#
+
 def head_outputs(kind, logits, labels):
     """(loss, per_example_loss [B], outputs) for logits [B, L]: outputs are the class
     probabilities [B, L] (softmax; sigmoid for multi-label) or the predicted value [B]."""
@@ -638,14 +570,14 @@ class AgreementLog:
     """distillation_results.txt: the student's agreement with the teacher when training starts
     (a fresh run) and after it, measured on the first AGREEMENT_EXAMPLES distillation records."""
 
-    def __init__(self, runner, f, data, cache, feature_spec):
-        self.runner, self.kind, self.threshold = runner, data.kind, f.multi_label_threshold
-        self.path = os.path.join(f.output_dir, DISTILLATION_RESULTS_FILE)
-        # Batches of the training batch size: they fit, and are faster than --eval_batch_size's.
-        batches = -(-AGREEMENT_EXAMPLES // f.train_batch_size)
-        self.dataset = training.tfrecord_dataset([cache], feature_spec, f.train_batch_size,
-                                                 is_training=False).take(batches)
-        self.num_examples = min(AGREEMENT_EXAMPLES, len(data.train))
+    def __init__(self, runner, kind, threshold, records, batch_size, num_examples, output_dir):
+        """`records`: the distillation records; `batch_size`: the training batch size (it fits,
+        and is faster than --eval_batch_size)."""
+        self.runner, self.kind, self.threshold = runner, kind, threshold
+        self.path = os.path.join(output_dir, DISTILLATION_RESULTS_FILE)
+        self.dataset = records.dataset("distill", "train", batch_size).take(
+            -(-AGREEMENT_EXAMPLES // batch_size))
+        self.num_examples = min(AGREEMENT_EXAMPLES, num_examples)
         self.at_start = {}
 
     def measure_start(self, init_checkpoint):
@@ -674,19 +606,20 @@ class AgreementLog:
             return {k: float(v) for k, v in pairs if k.endswith("_at_start")}
 
 
-def label_transfer_set(runner, data, caches, feature_spec, f):
+def label_transfer_set(runner, data, records, batch_size, output_dir, init_checkpoint,
+                       transfer_file):
     """The teacher pass: <output_dir>/soft_labels.jsonl with the model's logits on the transfer
-    examples (soft_labels.py has the format)."""
-    dataset = training.tfrecord_dataset([caches["transfer", "transfer"]], feature_spec,
-                                        f.predict_batch_size, is_training=False)
+    examples (soft_labels.py has the format). The header names the teacher: the newest
+    checkpoint in `output_dir`, else `init_checkpoint`."""
+    dataset = records.dataset("transfer", "transfer", batch_size)
     logits = run_predictions(runner, data.kind, dataset)["logits"]
     if len(logits) != len(data.transfer):
         raise RuntimeError(f"{len(logits)} predictions for {len(data.transfer)} examples")
-    teacher = tf.train.latest_checkpoint(f.output_dir) or checkpoints.resolve(f.init_checkpoint)
+    teacher = tf.train.latest_checkpoint(output_dir) or checkpoints.resolve(init_checkpoint)
     head = soft_labels.header(data.task.name, data.kind, data.task.labels, len(data.transfer),
                               teacher, int(runner.global_step.numpy()),
-                              [p.strip() for p in f.transfer_file.split(",") if p.strip()])
-    path = os.path.join(f.output_dir, SOFT_LABELS_FILE)
+                              transfer_files(transfer_file))
+    path = os.path.join(output_dir, SOFT_LABELS_FILE)
     soft_labels.write(path, head, data.transfer, logits)
     logging.info("Wrote %s: the soft labels of %d transfer examples", path, len(data.transfer))
 
@@ -717,14 +650,14 @@ def predicted(kind, outputs, threshold=0.5):
 def metric_names(task):
     """The task's metrics, with accuracy always there for (single-label) classification."""
     names = tuple(task.metric_names)
-    if kind_of(task) == CLASSIFICATION and "accuracy" not in names:
+    if task.kind == CLASSIFICATION and "accuracy" not in names:
         names = ("accuracy",) + names
     return names
 
 
 def eval_results(task, arrays, global_step, threshold=0.5):
     """The eval_results.txt entries for the predictions over a dev set."""
-    kind = kind_of(task)
+    kind = task.kind
     values = metrics.compute(metric_names(task), arrays["label_ids"],
                              predicted(kind, arrays["outputs"], threshold),
                              num_classes=None if kind == REGRESSION else task.num_labels)
@@ -738,17 +671,16 @@ def eval_results(task, arrays, global_step, threshold=0.5):
 class Evaluator:
     """Evaluates the runner's current weights on dev sets, remembering the last results."""
 
-    def __init__(self, runner, task, caches, feature_spec, batch_size, threshold):
-        self.runner, self.task, self.caches = runner, task, caches
-        self.feature_spec, self.batch_size, self.threshold = feature_spec, batch_size, threshold
+    def __init__(self, runner, task, records, batch_size, threshold):
+        self.runner, self.task, self.records = runner, task, records
+        self.batch_size, self.threshold = batch_size, threshold
         self._last = {}
 
     def __call__(self, split):
         step = int(self.runner.global_step.numpy())
         if self._last.get(split, (None,))[0] != step:
-            dataset = training.tfrecord_dataset([self.caches["eval", split]], self.feature_spec,
-                                                self.batch_size, is_training=False)
-            arrays = run_predictions(self.runner, kind_of(self.task), dataset)
+            dataset = self.records.dataset("eval", split, self.batch_size)
+            arrays = run_predictions(self.runner, self.task.kind, dataset)
             self._last[split] = (step, eval_results(self.task, arrays, step, self.threshold))
         return self._last[split][1]
 
@@ -757,7 +689,7 @@ def write_eval_results(output_dir, evaluator, splits):
     """eval_results.txt for the main dev set, eval_results_<suffix>.txt for the others."""
     for split in splits:
         logging.info("***** Eval results (%s) *****", split)
-        name = f"eval_results{set_suffix(split, splits)}.txt"
+        name = f"eval_results{classifier_data.set_suffix(split, splits)}.txt"
         training.write_results(os.path.join(output_dir, name), evaluator(split))
 
 
@@ -770,20 +702,19 @@ def write_test_results(path, kind, outputs):
     file_io.write_text_atomically(path, "".join(lines))
 
 
-def predict_test_sets(runner, data, caches, feature_spec, f):
+def predict_test_sets(runner, data, records, batch_size, threshold, output_dir):
     """test_results.tsv and the submission file of each test set."""
     kind = data.kind
     for split, examples in data.test.items():
-        dataset = training.tfrecord_dataset([caches["predict", split]], feature_spec,
-                                            f.predict_batch_size, is_training=False)
-        outputs = run_predictions(runner, kind, dataset)["outputs"]
+        outputs = run_predictions(runner, kind, records.dataset("predict", split,
+                                                                batch_size))["outputs"]
         if len(outputs) != len(examples):
             raise RuntimeError(f"{len(outputs)} predictions for {len(examples)} examples")
-        name = f"test_results{set_suffix(split, data.test)}.tsv"
-        write_test_results(os.path.join(f.output_dir, name), kind, outputs)
-        submission = os.path.join(f.output_dir, data.task.submission_file(split))
+        name = f"test_results{classifier_data.set_suffix(split, data.test)}.tsv"
+        write_test_results(os.path.join(output_dir, name), kind, outputs)
+        submission = os.path.join(output_dir, data.task.submission_file(split))
         data.task.write_submission(submission, examples,
-                                   list(predicted(kind, outputs, f.multi_label_threshold)))
+                                   list(predicted(kind, outputs, threshold)))
         logging.info("Wrote %s and %s (%d examples)", name, submission, len(examples))
 
 
@@ -829,14 +760,13 @@ class BestCheckpoint:
         return True
 
 
-def train_callbacks(f, runner, evaluator, data):
-    """[the --eval_every_steps callback on the main dev set], or [] when it is off."""
-    if not f.eval_every_steps:
+def train_callbacks(eval_every_steps, output_dir, runner, evaluator, data):
+    """[the --eval_every_steps callback on the main dev set], or [] when it is off (0)."""
+    if not eval_every_steps:
         return []
-    best = BestCheckpoint(runner, os.path.join(f.output_dir, BEST_DIR), data.task.main_metric,
+    best = BestCheckpoint(runner, os.path.join(output_dir, BEST_DIR), data.task.main_metric,
                           data.task.labels)
-    return [eval_callback(evaluator, next(iter(data.dev)), best, f.eval_every_steps,
-                          f.output_dir)]
+    return [eval_callback(evaluator, next(iter(data.dev)), best, eval_every_steps, output_dir)]
 
 
 def eval_callback(evaluator, split, best, every_steps, output_dir):
@@ -854,31 +784,31 @@ def eval_callback(evaluator, split, best, every_steps, output_dir):
 
 # -- Training -------------------------------------------------------------------------------------
 
-def train(runner, f, data, caches, feature_spec, callbacks):
-    """Fine-tunes on the training set, or (--teacher_soft_labels) distils on the transfer set."""
-    num_train_steps, num_warmup_steps = common_flags.fine_tuning_steps(
-        len(data.train), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+def train(runner, fine_tuning, data, records, distillation, callbacks, threshold, output_dir):
+    """Fine-tunes on the training set, or (a student) distils on the transfer set.
+
+    `fine_tuning`: common_flags.FineTuning; `threshold`: --multi_label_threshold, for the
+    student's agreement with the teacher."""
+    config = fine_tuning.config
     logging.info("***** Running %s *****  %d examples, batch size %d, %d steps (%d warm-up)",
-                 "distillation" if data.soft else "training", len(data.train), f.train_batch_size,
-                 num_train_steps, num_warmup_steps)
+                 "distillation" if data.soft else "training", len(data.train),
+                 config.train_batch_size, config.num_train_steps, fine_tuning.num_warmup_steps)
+    mode = "distill" if data.soft else "train"
     if data.soft:
-        train_file = caches["distill", "train"]
-        feature_spec = name_to_features(f.max_seq_length, data.kind, data.task.num_labels, True)
-        fn = distillation_loss_fn(data.kind, f.distill_temperature, f.gold_label_weight)
-        agreement = AgreementLog(runner, f, data, train_file, feature_spec)
-        if tf.train.latest_checkpoint(f.output_dir) is None:
-            agreement.measure_start(f.init_checkpoint)
+        fn = distillation_loss_fn(data.kind, distillation.temperature,
+                                  distillation.gold_label_weight)
+        agreement = AgreementLog(runner, data.kind, threshold, records, config.train_batch_size,
+                                 len(data.train), output_dir)
+        if tf.train.latest_checkpoint(output_dir) is None:
+            agreement.measure_start(config.init_checkpoint)
     else:
-        train_file, fn = caches["train", "train"], loss_fn(data.kind)
+        fn = loss_fn(data.kind)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset([train_file], feature_spec, f.train_batch_size,
-                                         is_training=True, input_context=input_context)
+        return records.dataset(mode, "train", config.train_batch_size, is_training=True,
+                               input_context=input_context)
 
-    runner.train(common_flags.train_config_from_flags(f, num_train_steps), fn, dataset_fn,
-                 optimization.create_optimizer(f.learning_rate, num_train_steps,
-                                               num_warmup_steps, f.optimizer),
-                 callbacks)
+    runner.train(config, fn, dataset_fn, fine_tuning.optimizer, callbacks)
     if data.soft:
         agreement.write()
 
@@ -888,33 +818,48 @@ def main(argv):
     common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
-    check_flags(f)
+    modes = Modes(f.do_train, f.do_eval, f.do_predict, f.do_label_transfer, f.eval_every_steps)
+    distillation = Distillation(f.teacher_soft_labels, f.distill_temperature, f.gold_label_weight)
+    task_flags = TaskFlags(f.task_name, f.xnli_language, {
+        name: f[name].value for name in GENERIC_OPTIONS if f[name].value is not None})
+    check_flags(modes, distillation, task_flags,
+                dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
+                     output_dir=f.output_dir, data_dir=f.data_dir), f.transfer_file)
     bert_config = common_flags.start_fine_tuning(f)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
-    if not (f.do_train or has_checkpoint or f.init_checkpoint):
+    if not (modes.do_train or has_checkpoint or f.init_checkpoint):
         raise ValueError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
                          "and no --init_checkpoint")
-    data = load_task_data(f, has_checkpoint, eval_needed=f.do_eval or f.eval_every_steps > 0)
-    settings = FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length)
-    caches = build_caches(f, data, settings)
-    feature_spec = name_to_features(f.max_seq_length, data.kind, data.task.num_labels)
+    data = load_task_data(task_flags, modes, distillation, f.data_dir, f.transfer_file,
+                          () if modes.do_train and not has_checkpoint
+                          else model_directories(f.output_dir, f.init_checkpoint))
+    fine_tuning = common_flags.fine_tuning_from_flags(f, len(data.train)) if modes.do_train \
+        else None
+    check_labels_match(data.task, f.output_dir, has_checkpoint)
+    settings = classifier_features.FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length)
+    records = build_records(data, settings, f.output_dir, example_sets(
+        data, f.data_dir, f.teacher_soft_labels, f.transfer_file))
+    compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertClassifier(bert_config, data.task.num_labels,
-                               common_flags.compute_dtype_from_flags(f), f.use_tpu),
+        lambda: modeling.BertClassifier(bert_config, data.task.num_labels, compute_dtype,
+                                        f.use_tpu),
         f.output_dir)
-    evaluator = Evaluator(runner, data.task, caches, feature_spec, f.eval_batch_size,
-                          f.multi_label_threshold)
-    if f.do_train:
-        train(runner, f, data, caches, feature_spec, train_callbacks(f, runner, evaluator, data))
+    evaluator = Evaluator(runner, data.task, records, f.eval_batch_size, f.multi_label_threshold)
+    if modes.do_train:
+        train(runner, fine_tuning, data, records, distillation,
+              train_callbacks(f.eval_every_steps, f.output_dir, runner, evaluator, data),
+              f.multi_label_threshold, f.output_dir)
     else:
         runner.restore_for_evaluation(f.init_checkpoint)
-    if f.do_eval:
+    if modes.do_eval:
         write_eval_results(f.output_dir, evaluator, data.dev)
-    if f.do_predict:
-        predict_test_sets(runner, data, caches, feature_spec, f)
-    if f.do_label_transfer:
-        label_transfer_set(runner, data, caches, feature_spec, f)
+    if modes.do_predict:
+        predict_test_sets(runner, data, records, f.predict_batch_size, f.multi_label_threshold,
+                          f.output_dir)
+    if modes.do_label_transfer:
+        label_transfer_set(runner, data, records, f.predict_batch_size, f.output_dir,
+                           f.init_checkpoint, f.transfer_file)
     return 0
 
 

@@ -27,7 +27,6 @@ import common_flags
 import metrics
 import modeling
 import run_classifier
-import training
 from script_main import read_results, run_script_main
 from test_modeling import tiny_config
 
@@ -370,85 +369,9 @@ def test_generic_jsonl_multi_label(env, tmp_path):
                               for i, row in enumerate(predictions)]
 
 
-# -- Feature caches -------------------------------------------------------------------------------
-
-def cache_inputs(env, tmp_path, texts=None, **settings):
-    """(examples, task, FeatureSettings) for the SST-2 layout."""
-    rng = random.Random(3)
-    texts = texts or [sentence(rng) for _ in range(6)]
-    write_tsv(str(tmp_path / "train.tsv"), ["sentence", "label"],
-              [[t, i % 2] for i, t in enumerate(texts)])
-    task = classifier_data.get_task("sst-2")
-    settings = dict(dict(vocab_file=env.vocab_file, do_lower_case=True, max_seq_length=SEQ),
-                    **settings)
-    return (task.train_examples(str(tmp_path)), task,
-            run_classifier.FeatureSettings(**settings))
-
-
-def build(path, examples, task, settings):
-    return run_classifier.cached_features(str(path), examples, task, settings, "train set")
-
-
 def identity(path):
     stat = os.stat(path)
     return stat.st_ino, stat.st_mtime_ns
-
-
-@pytest.mark.parametrize("change", ["max_seq_length", "vocab", "do_lower_case", "text", "labels"])
-def test_feature_cache_is_reused_and_rebuilt_when_an_input_changes(env, tmp_path, change):
-    examples, task, settings = cache_inputs(env, tmp_path)
-    cache = tmp_path / "train.tf_record"
-    build(cache, examples, task, settings)
-    first = identity(cache)
-    build(cache, examples, task, run_classifier.FeatureSettings(
-        env.vocab_file, True, SEQ))
-    assert identity(cache) == first  # same inputs: reused
-    if change == "max_seq_length":
-        settings = run_classifier.FeatureSettings(env.vocab_file, True, 16)
-    elif change == "vocab":
-        vocab = tmp_path / "vocab.txt"
-        shutil.copy(env.vocab_file, vocab)
-        build(cache, examples, task, run_classifier.FeatureSettings(str(vocab), True, SEQ))
-        assert identity(cache) == first  # a copy: the same contents
-        with open(vocab, "a") as f:
-            f.write("extra\n")
-        settings = run_classifier.FeatureSettings(str(vocab), True, SEQ)
-    elif change == "do_lower_case":
-        settings = run_classifier.FeatureSettings(env.vocab_file, False, SEQ)
-    elif change == "text":
-        examples[2].text_a += " again"
-    else:
-        task = classifier_data.get_task("generic", text_a_column="sentence",
-                                        label_column="label", labels=["1", "0"])
-    build(cache, examples, task, settings)
-    assert identity(cache) != first
-    records = list(tf.data.TFRecordDataset(str(cache)))
-    assert len(records) == len(examples)
-    parsed = training.parse_examples(tf.stack(records), run_classifier.name_to_features(
-        settings.max_seq_length, "classification", 2))
-    assert parsed["input_ids"].shape == [len(examples), settings.max_seq_length]
-    assert_nothing_half_written(tmp_path)
-
-
-def test_overlong_sequences_are_truncated_and_counted(env, tmp_path, caplog):
-    caplog.set_level(logging.WARNING)
-    rng = random.Random(4)
-    texts = [sentence(rng, 40), sentence(rng, 3), sentence(rng, 31), sentence(rng, 29)]
-    examples, task, settings = cache_inputs(env, tmp_path, texts)
-    cache = tmp_path / "train.tf_record"
-    build(cache, examples, task, settings)
-    # 40 and 31 words plus "." exceed 32 - 2 tokens; 29 + "." fits exactly.
-    assert "train set: 2 of 4 examples are longer than --max_seq_length=32" in caplog.text
-    with open(str(cache) + ".json") as f:
-        assert json.load(f)["statistics"] == {"truncated": 2}
-    caplog.clear()
-    build(cache, examples, task, settings)  # reused: the warning again, from the fingerprint
-    assert "2 of 4 examples are longer" in caplog.text
-    parsed = training.parse_examples(tf.stack(list(tf.data.TFRecordDataset(str(cache)))),
-                                     run_classifier.name_to_features(SEQ, "classification", 2))
-    ids = parsed["input_ids"].numpy()
-    assert ids[0, 0] == 2 and ids[0, -1] == 3 and parsed["input_mask"].numpy()[0].all()
-    assert ids[3, 31] == 3 and ids[1, 5] == 3 and parsed["input_mask"].numpy()[1].sum() == 6
 
 
 # -- Resume and the best checkpoint ---------------------------------------------------------------

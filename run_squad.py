@@ -44,25 +44,23 @@ Outputs in --output_dir (--do_predict):
   train.tf_record, eval.tf_record (+ eval.tf_record.features.jsonl: what post-processing needs of
                            each window) the features, cached: rebuilt when the input file, the
                            vocabulary, --do_lower_case, --max_seq_length, --doc_stride,
-                           --max_query_length or --version_2_with_negative change.
+                           --max_query_length or --version_2_with_negative change
+                           (squad_features.py).
 Everything is written atomically (a temporary name, then a rename).
 """
 import dataclasses
-import functools
 import json
 import os
 import random
 
-import tensorflow as tf
 from absl import app, flags, logging
 
 import common_flags
 import file_io
 import modeling
-import optimization
 import squad_data
+import squad_features
 import squad_metrics
-import tokenization
 import training
 
 FLAGS = flags.FLAGS
@@ -105,150 +103,53 @@ PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"
 NULL_ODDS_FILE = "null_odds.json"
 EVAL_RESULTS_FILE = "eval_results.txt"
-CACHE_FORMAT = 1  # bump when the record layout or the features file changes
+TRAIN_RECORDS, PREDICT_RECORDS = "train.tf_record", "eval.tf_record"
 
-
-def check_flags(f):
-    """The original's flag checks, plus the files each mode needs."""
-    if not f.do_train and not f.do_predict:
-        raise ValueError("At least one of `do_train` or `do_predict` must be True.")
-    for name in ("vocab_file", "bert_config_file", "output_dir"):
-        if not getattr(f, name):
-            raise ValueError(f"--{name} is required")
-    if f.do_train and not f.train_file:
-        raise ValueError("If `do_train` is True, then `train_file` must be specified.")
-    if f.do_predict and not f.predict_file:
-        raise ValueError("If `do_predict` is True, then `predict_file` must be specified.")
-    if f.max_seq_length <= f.max_query_length + 3:
-        raise ValueError(f"The max_seq_length ({f.max_seq_length}) must be greater than "
-                         f"max_query_length ({f.max_query_length}) + 3")
-    if f.doc_stride < 1:
-        raise ValueError(f"--doc_stride={f.doc_stride} must be at least 1")
-    if f.n_best_size < 1 or f.max_answer_length < 1:
-        raise ValueError("--n_best_size and --max_answer_length must be at least 1")
-
-
-# -- Features: TFRecord caches --------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class FeatureSettings:
-    """What the features depend on besides the input file."""
-    vocab_file: str
-    do_lower_case: bool
-    max_seq_length: int
-    doc_stride: int
-    max_query_length: int
-    version_2_with_negative: bool
-
-    @functools.cached_property
-    def tokenizer(self):
-        return tokenization.FullTokenizer(self.vocab_file, self.do_lower_case)
-
-    def fingerprint(self, input_file, is_training):
-        values = dataclasses.asdict(self)
-        values.update(format=CACHE_FORMAT, is_training=is_training,
-                      vocab_file=training.file_sha256(self.vocab_file),
-                      input_file=training.file_sha256(input_file))
-        return values
+class AnswerSettings:
+    """How answers are read off the logits: --n_best_size, --max_answer_length,
+    --null_score_diff_threshold (SQuAD 2.0) and --verbose_logging."""
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    verbose_logging: bool = False
 
 
-def name_to_features(max_seq_length, is_training):
-    s = [max_seq_length]
-    spec = {"unique_ids": tf.io.FixedLenFeature([], tf.int64),
-            "input_ids": tf.io.FixedLenFeature(s, tf.int64),
-            "input_mask": tf.io.FixedLenFeature(s, tf.int64),
-            "segment_ids": tf.io.FixedLenFeature(s, tf.int64)}
-    if is_training:
-        spec.update(start_positions=tf.io.FixedLenFeature([], tf.int64),
-                    end_positions=tf.io.FixedLenFeature([], tf.int64),
-                    is_impossible=tf.io.FixedLenFeature([], tf.int64))
-    return spec
-
-
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def serialize(feature, is_training):
-    """One window as a tf.train.Example, with the original's feature names."""
-    values = {"unique_ids": [feature.unique_id], "input_ids": feature.input_ids,
-              "input_mask": feature.input_mask, "segment_ids": feature.segment_ids}
-    if is_training:
-        values.update(start_positions=[feature.start_position],
-                      end_positions=[feature.end_position],
-                      is_impossible=[int(feature.is_impossible)])
-    return tf.train.Example(features=tf.train.Features(
-        feature={k: _int64s(v) for k, v in values.items()})).SerializeToString()
-
-
-def features_path(records_path):
-    return records_path + ".features.jsonl"
-
-
-def write_window_file(path, features):
-    """What post-processing needs of each window (tokens, token_to_orig_map,
-    token_is_max_context, ids), one JSON object per line; the token ids live in the records."""
-    lines = []
-    for x in features:
-        lines.append(json.dumps({
-            "unique_id": x.unique_id, "example_index": x.example_index,
-            "doc_span_index": x.doc_span_index, "tokens": x.tokens,
-            "token_to_orig_map": sorted(x.token_to_orig_map.items()),
-            "token_is_max_context": sorted(x.token_is_max_context.items())}) + "\n")
-    file_io.write_text_atomically(path, "".join(lines))
-
-
-def read_window_file(path):
-    features = []
-    with file_io.open_file(path, "rb") as f:
-        for line in f:
-            d = json.loads(line)
-            features.append(squad_data.InputFeatures(
-                unique_id=d["unique_id"], example_index=d["example_index"],
-                doc_span_index=d["doc_span_index"], tokens=d["tokens"],
-                token_to_orig_map={int(k): v for k, v in d["token_to_orig_map"]},
-                token_is_max_context={int(k): v for k, v in d["token_is_max_context"]},
-                input_ids=[], input_mask=[], segment_ids=[]))
-    return features
-
-
-def cached_features(path, input_file, examples, settings, is_training):
-    """Builds (or reuses) the TFRecord cache `path` of `examples`' windows.
-
-    Returns the windows (squad_data.InputFeatures) for prediction, where post-processing needs
-    them (read back from the features file when the cache is reused), else None.
-    """
-    built = []
-
-    def write_records(writer):
-        statistics = {}
-        # Streamed: SQuAD 1.1's training set makes ~88,000 windows, ~1 GB as Python objects.
-        for feature in squad_data.iter_features(
-                examples, settings.tokenizer, settings.max_seq_length, settings.doc_stride,
-                settings.max_query_length, is_training, statistics):
-            writer.write(serialize(feature, is_training))
-            if not is_training:  # post-processing needs the windows
-                built.append(feature)
-        if not is_training:
-            write_window_file(features_path(path), built)
-        return statistics
-
-    if not is_training and not file_io.isfile(features_path(path)):
-        file_io.remove_quietly(path + ".json")  # the records alone are not enough: rebuild
-    statistics, reused = training.cached_tfrecord(
-        path, settings.fingerprint(input_file, is_training), write_records)
-    logging.info("%s %s: %s windows of %d questions from %s (%s)",
-                 "Reused" if reused else "Wrote", path, statistics.get("features", "?"),
-                 len(examples), input_file, statistics)
-    if is_training:
-        return None
-    return read_window_file(features_path(path)) if reused else built
+def check_flags(do_train, do_predict, files, settings, answers):
+    """The original's flag checks, plus the files each mode needs. `files`: {flag name: value}
+    for --vocab_file, --bert_config_file, --output_dir, --train_file and --predict_file;
+    `settings`: squad_features.FeatureSettings; `answers`: AnswerSettings."""
+    if not do_train and not do_predict:
+        raise ValueError("At least one of `do_train` or `do_predict` must be True.")
+    for name in ("vocab_file", "bert_config_file", "output_dir"):
+        if not files[name]:
+            raise ValueError(f"--{name} is required")
+    if do_train and not files["train_file"]:
+        raise ValueError("If `do_train` is True, then `train_file` must be specified.")
+    if do_predict and not files["predict_file"]:
+        raise ValueError("If `do_predict` is True, then `predict_file` must be specified.")
+    if settings.max_seq_length <= settings.max_query_length + 3:
+        raise ValueError(f"The max_seq_length ({settings.max_seq_length}) must be greater than "
+                         f"max_query_length ({settings.max_query_length}) + 3")
+    if settings.doc_stride < 1:
+        raise ValueError(f"--doc_stride={settings.doc_stride} must be at least 1")
+    if answers.n_best_size < 1 or answers.max_answer_length < 1:
+        raise ValueError("--n_best_size and --max_answer_length must be at least 1")
 
 
 def read_examples(path, is_training, version_2_with_negative):
     examples, statistics = squad_data.read_squad_examples(
         path, is_training, version_2_with_negative, open_fn=file_io.open_file)
     logging.info("%s: %d questions (%s)", path, len(examples), statistics)
+    return examples
+
+
+def read_training_examples(path, version_2_with_negative):
+    """The training questions, shuffled as the original: the windows of one paragraph would
+    otherwise sit together, and the reader's 100-record shuffle buffer cannot mix them."""
+    examples = read_examples(path, True, version_2_with_negative)
+    random.Random(12345).shuffle(examples)
     return examples
 
 
@@ -269,35 +170,31 @@ def predict_fn(model, features):
 
 # -- Training -------------------------------------------------------------------------------------
 
-def train(runner, f, settings):
-    examples = read_examples(f.train_file, True, f.version_2_with_negative)
-    # The original shuffles the questions before writing them: the windows of one paragraph
-    # would otherwise sit together, and the reader's 100-record shuffle buffer cannot mix them.
-    random.Random(12345).shuffle(examples)
-    train_file = os.path.join(f.output_dir, "train.tf_record")
-    cached_features(train_file, f.train_file, examples, settings, is_training=True)
-    num_train_steps, num_warmup_steps = common_flags.fine_tuning_steps(
-        len(examples), f.train_batch_size, f.num_train_epochs, f.warmup_proportion)
+def train(runner, fine_tuning, examples, input_file, settings, output_dir):
+    """Trains on `examples` (read from `input_file`), through the cache train.tf_record in
+    `output_dir`. `fine_tuning`: common_flags.FineTuning."""
+    train_file = os.path.join(output_dir, TRAIN_RECORDS)
+    squad_features.cached_features(train_file, input_file, examples, settings, is_training=True)
+    config = fine_tuning.config
     logging.info("***** Running training *****  %d questions, batch size %d, %d steps (%d "
-                 "warm-up)", len(examples), f.train_batch_size, num_train_steps,
-                 num_warmup_steps)
-    spec = name_to_features(f.max_seq_length, is_training=True)
+                 "warm-up)", len(examples), config.train_batch_size, config.num_train_steps,
+                 fine_tuning.num_warmup_steps)
+    spec = squad_features.name_to_features(settings.max_seq_length, is_training=True)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset([train_file], spec, f.train_batch_size,
+        return training.tfrecord_dataset([train_file], spec, config.train_batch_size,
                                          is_training=True, input_context=input_context)
 
-    runner.train(common_flags.train_config_from_flags(f, num_train_steps), loss_fn, dataset_fn,
-                 optimization.create_optimizer(f.learning_rate, num_train_steps,
-                                               num_warmup_steps, f.optimizer))
+    runner.train(config, loss_fn, dataset_fn, fine_tuning.optimizer)
 
 
 # -- Prediction and evaluation --------------------------------------------------------------------
 
 def raw_results(runner, records_path, max_seq_length, batch_size):
     """squad_data.RawResult per window, in file order."""
-    dataset = training.tfrecord_dataset([records_path], name_to_features(max_seq_length, False),
-                                        batch_size, is_training=False)
+    dataset = training.tfrecord_dataset(
+        [records_path], squad_features.name_to_features(max_seq_length, False), batch_size,
+        is_training=False)
     results = []
     for batch in runner.predict(predict_fn, dataset):
         for unique_id, start, end in zip(batch["unique_ids"], batch["start_logits"],
@@ -310,39 +207,44 @@ def write_json(path, value):
     file_io.write_text_atomically(path, json.dumps(value, indent=4) + "\n")
 
 
-def predict(runner, f, settings, examples):
-    """Writes predictions.json, nbest_predictions.json (and null_odds.json) for the predict
-    file's `examples`; evaluates when the file has answers."""
-    records = os.path.join(f.output_dir, "eval.tf_record")
-    features = cached_features(records, f.predict_file, examples, settings, is_training=False)
+def predict(runner, examples, input_file, settings, answers, batch_size, output_dir):
+    """Writes predictions.json, nbest_predictions.json (and null_odds.json) for `examples`, the
+    questions of `input_file`, to `output_dir`; evaluates when the file has answers."""
+    records = os.path.join(output_dir, PREDICT_RECORDS)
+    features = squad_features.cached_features(records, input_file, examples, settings,
+                                              is_training=False)
     logging.info("***** Running predictions *****  %d questions, %d windows, batch size %d",
-                 len(examples), len(features), f.predict_batch_size)
-    results = raw_results(runner, records, f.max_seq_length, f.predict_batch_size)
+                 len(examples), len(features), batch_size)
+    results = raw_results(runner, records, settings.max_seq_length, batch_size)
+    v2 = settings.version_2_with_negative
     predictions, nbest, null_odds = squad_data.compute_predictions(
-        examples, features, results, f.n_best_size, f.max_answer_length, f.do_lower_case,
-        f.version_2_with_negative, f.null_score_diff_threshold, f.verbose_logging)
-    write_json(os.path.join(f.output_dir, PREDICTIONS_FILE), predictions)
-    write_json(os.path.join(f.output_dir, NBEST_FILE), nbest)
-    if f.version_2_with_negative:
-        write_json(os.path.join(f.output_dir, NULL_ODDS_FILE), null_odds)
+        examples, features, results, answers.n_best_size, answers.max_answer_length,
+        settings.do_lower_case, v2, answers.null_score_diff_threshold, answers.verbose_logging)
+    write_json(os.path.join(output_dir, PREDICTIONS_FILE), predictions)
+    write_json(os.path.join(output_dir, NBEST_FILE), nbest)
+    if v2:
+        write_json(os.path.join(output_dir, NULL_ODDS_FILE), null_odds)
     logging.info("Wrote %s and %s%s to %s", PREDICTIONS_FILE, NBEST_FILE,
-                 f" and {NULL_ODDS_FILE}" if f.version_2_with_negative else "", f.output_dir)
-    evaluate(f, predictions, null_odds, int(runner.global_step.numpy()))
+                 f" and {NULL_ODDS_FILE}" if v2 else "", output_dir)
+    evaluate(input_file, predictions, null_odds if v2 else None,
+             answers.null_score_diff_threshold, int(runner.global_step.numpy()), output_dir)
 
 
-def evaluate(f, predictions, null_odds, global_step):
-    """The official metrics into eval_results.txt, when the predict file carries answers."""
-    with file_io.open_file(f.predict_file, "rb") as reader:
+def evaluate(predict_file, predictions, null_odds, null_score_diff_threshold, global_step,
+             output_dir):
+    """The official metrics into eval_results.txt, when `predict_file` carries answers;
+    `null_odds` is None for SQuAD 1.1."""
+    with file_io.open_file(predict_file, "rb") as reader:
         dataset = json.loads(reader.read().decode("utf-8"))["data"]
-    if not squad_metrics.has_answers(dataset, f.version_2_with_negative):
-        logging.info("%s holds no answers: no evaluation", f.predict_file)
+    v2 = null_odds is not None
+    if not squad_metrics.has_answers(dataset, v2):
+        logging.info("%s holds no answers: no evaluation", predict_file)
         return None
-    v2 = f.version_2_with_negative
-    results = squad_metrics.evaluate(dataset, predictions, null_odds if v2 else None,
-                                     f.null_score_diff_threshold, v2)
+    results = squad_metrics.evaluate(dataset, predictions, null_odds,
+                                     null_score_diff_threshold, v2)
     results["global_step"] = global_step
-    logging.info("***** Eval results (%s) *****", f.predict_file)
-    training.write_results(os.path.join(f.output_dir, EVAL_RESULTS_FILE), results)
+    logging.info("***** Eval results (%s) *****", predict_file)
+    training.write_results(os.path.join(output_dir, EVAL_RESULTS_FILE), results)
     return results
 
 
@@ -351,24 +253,34 @@ def main(argv):
     common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
-    check_flags(f)
+    settings = squad_features.FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length,
+                                              f.doc_stride, f.max_query_length,
+                                              f.version_2_with_negative)
+    answers = AnswerSettings(f.n_best_size, f.max_answer_length, f.null_score_diff_threshold,
+                             f.verbose_logging)
+    check_flags(f.do_train, f.do_predict,
+                dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
+                     output_dir=f.output_dir, train_file=f.train_file,
+                     predict_file=f.predict_file), settings, answers)
     bert_config = common_flags.start_fine_tuning(f)
-    settings = FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length, f.doc_stride,
-                               f.max_query_length, f.version_2_with_negative)
-    # Bad prediction data fails before training, not after.
+    # Bad data, and too few training questions for one step, fail before the model is built.
     predict_examples = (read_examples(f.predict_file, False, f.version_2_with_negative)
                         if f.do_predict else None)
+    if f.do_train:
+        train_examples = read_training_examples(f.train_file, f.version_2_with_negative)
+        fine_tuning = common_flags.fine_tuning_from_flags(f, len(train_examples))
+    compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertQuestionAnswering(
-            bert_config, common_flags.compute_dtype_from_flags(f), f.use_tpu),
+        lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu),
         f.output_dir)
     if f.do_train:
-        train(runner, f, settings)
+        train(runner, fine_tuning, train_examples, f.train_file, settings, f.output_dir)
     else:
         runner.restore_for_evaluation(f.init_checkpoint)
     if f.do_predict:
-        predict(runner, f, settings, predict_examples)
+        predict(runner, predict_examples, f.predict_file, settings, answers,
+                f.predict_batch_size, f.output_dir)
     return 0
 
 

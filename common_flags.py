@@ -62,13 +62,18 @@ def _absl_module_name(script):
     return sys.argv[0] if script == "__main__" else script
 
 
-def _parser_signature(flag):
-    """What every definition of a name must agree on: the flag's class and its parser's settings
-    (type, enum values, bounds)."""
+def _kind(flag):
+    """How a flag parses its value, in words ("int (Flag)", "string enum <a|b> (EnumFlag)"):
+    what every definition of a name must agree on, since absl parses each --name one way."""
+    words = flag.flag_type()
     parser = flag.parser
-    return (type(flag).__name__, type(parser).__name__,
-            tuple(getattr(parser, "enum_values", None) or ()),
-            getattr(parser, "lower_bound", None), getattr(parser, "upper_bound", None))
+    if getattr(parser, "enum_values", None):
+        words += f" <{'|'.join(parser.enum_values)}>"
+    if getattr(parser, "lower_bound", None) is not None:
+        words += f" >= {parser.lower_bound}"
+    if getattr(parser, "upper_bound", None) is not None:
+        words += f" <= {parser.upper_bound}"
+    return f"{words} ({type(flag).__name__})"
 
 
 def _first_definer(name):
@@ -81,11 +86,11 @@ def _check_declaration(script, declared):
     """Raises FlagConflictError if `declared` (script's definition) cannot stand beside the
     definitions already made."""
     name = declared.name
-    if name in FLAGS and _parser_signature(FLAGS[name]) != _parser_signature(declared):
+    if name in FLAGS and _kind(FLAGS[name]) != _kind(declared):
         raise FlagConflictError(
-            f"{script} defines --{name} as {_parser_signature(declared)}, but "
-            f"{_first_definer(name)} defined it as {_parser_signature(FLAGS[name])}: one process "
-            f"parses a flag one way; give one of them another name")
+            f"{script} defines --{name} as {_kind(declared)}, but {_first_definer(name)} "
+            f"defined it as {_kind(FLAGS[name])}: one process parses a flag one way; give one "
+            f"of them another name")
     earlier = _DECLARED.get((script, name))
     if earlier is not None and (earlier.default, earlier.help) != (declared.default,
                                                                    declared.help):

@@ -22,8 +22,8 @@ default (run_squad.py with --max_seq_length=128). So:
 - what one process cannot hold per script is an error when the flag is defined
   (FlagConflictError): a type, enum values or bounds other than those of the flag already defined
   under the name (absl parses every --name with one parser), and one script declaring a name
-  twice with another default or help (a copy that has drifted from the shared definition, as
-  extract_features.py's copy of --distribution_strategy once was).
+  twice with another default or help (a copy of a shared definition that has drifted from it;
+  extract_features.py kept such copies of --distribution_strategy and --precision).
 
 Help that differs between scripts is deliberately not an error: the names above mean different
 things in different scripts, and a script's --help shows its own text (it is alone in the process,

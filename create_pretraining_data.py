@@ -488,17 +488,6 @@ class Block:
     pieces: list
 
 
-def expand_input_patterns(patterns):
-    """Comma-separated files or globs -> sorted paths; a pattern matching nothing is an error."""
-    paths = []
-    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
-        matches = file_io.glob(pattern)
-        if not matches:
-            raise FileNotFoundError("--input_file: %r matches no file" % pattern)
-        paths.extend(matches)
-    return paths
-
-
 def _last_document_break(data):
     return max(data.rfind(b"\n\n"), data.rfind(b"\n\r\n"))
 
@@ -754,7 +743,7 @@ def create_pretraining_data(input_patterns, output_paths, settings, num_workers=
     """Writes the records for `input_patterns` to `output_paths`; returns the `Progress`."""
     settings.validate()
     check_vocab(settings.vocab_file)
-    paths = expand_input_patterns(input_patterns)
+    paths = file_io.expand_patterns(input_patterns, flag="--input_file")
     total = sum(map(file_io.size, paths))
     progress = Progress(total)
     outputs = OutputFiles(output_paths)

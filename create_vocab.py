@@ -8,7 +8,8 @@ The original BERT release shipped its vocabularies but no script to make one; th
 
 Input: the format of ``create_pretraining_data.py`` -- plain UTF-8 text, one sentence per line,
 blank lines between documents (the line structure does not matter here). ``--input_file`` is a
-comma-separated list of files or glob patterns (local files).
+comma-separated list of files or glob patterns, local or on any filesystem ``tf.io.gfile`` reads
+(``gs://...``); a file named twice is read once (see ``file_io.expand_patterns``).
 
 Output: ``--vocab_size`` lines in the layout of the released BERT vocabularies::
 
@@ -64,10 +65,9 @@ How it works
    to the more frequent pair, then to the pair of earlier-learned pieces, so the output depends only
    on the input.
 
-This script does not import TensorFlow (it starts in well under a second).
+This script does not import TensorFlow for local files (it starts in well under a second).
 """
 import collections
-import glob
 import heapq
 import os
 import sys
@@ -75,6 +75,7 @@ import time
 
 from absl import app, flags, logging
 
+import file_io
 import tokenization
 
 FLAGS = flags.FLAGS
@@ -136,52 +137,37 @@ class VocabSizeError(ValueError):
 # ---------------------------------------------------------------------------
 
 
-def expand_input_files(spec):
-    """The files named by ``spec``: comma-separated paths or glob patterns (matches sorted).
-
-    A pattern that matches nothing, or a path that is not a file, is an error naming it.
-    """
-    paths = []
-    for item in (part.strip() for part in (spec or "").split(",")):
-        if not item:
-            continue
-        if glob.has_magic(item):
-            matches = sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            if not matches:
-                raise ValueError("--input_file pattern %r matches no file" % item)
-            paths.extend(matches)
-        elif os.path.isfile(item):
-            paths.append(item)
-        elif os.path.exists(item):
-            raise ValueError("Input file %s is not a regular file" % item)
-        else:
-            raise ValueError("Input file %s does not exist" % item)
-    if not paths:
-        raise ValueError("--input_file names no file")
-    return list(dict.fromkeys(paths))  # drop repeats, keep order
-
-
 def read_text_blocks(path, block_bytes=1 << 22):
-    """Yields the text of ``path`` in blocks of whole lines (about ``block_bytes`` each).
+    """Yields the text of ``path`` (local or remote) in blocks of whole lines (about
+    ``block_bytes`` each, more when a line is longer).
 
     Bytes that are not UTF-8 are an error naming the file and the line.
     """
-    line_number = 0
-    with open(path, "rb") as f:
+    line_number = 0  # lines before the current block
+    pending = b""
+    with file_io.open_file(path, "rb") as f:
         while True:
-            lines = f.readlines(block_bytes)
-            if not lines:
+            data = f.read(block_bytes)
+            pending += data
+            cut = len(pending) if not data else pending.rfind(b"\n") + 1
+            if cut:
+                yield _decode_lines(pending[:cut], path, line_number)
+                line_number += pending.count(b"\n", 0, cut)
+                pending = pending[cut:]
+            if not data:
                 return
-            try:
-                text = b"".join(lines).decode("utf-8")
-            except UnicodeDecodeError:
-                # A UTF-8 sequence never contains b"\n", so the bad bytes are inside one line.
-                for index, line in enumerate(lines):
-                    tokenization.convert_to_unicode(
-                        line, source="Input file %s, line %d" % (path, line_number + index + 1))
-                raise  # not reached
-            line_number += len(lines)
-            yield text
+
+
+def _decode_lines(data, path, line_number):
+    """``data`` (whole lines of ``path`` after its first ``line_number``) decoded as UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # A UTF-8 sequence never contains b"\n", so the bad bytes are inside one line.
+        for index, line in enumerate(data.split(b"\n")):
+            tokenization.convert_to_unicode(
+                line, source="Input file %s, line %d" % (path, line_number + index + 1))
+        raise  # not reached
 
 
 # ---------------------------------------------------------------------------
@@ -550,7 +536,7 @@ def run(input_file, output_file, vocab_size=30522, do_lower_case=True, num_unuse
         min_char_frequency=1, min_word_frequency=1, scoring="frequency", pad_to_vocab_size=True):
     """Counts, learns, writes and evaluates; returns the evaluation dict (see evaluate_vocab)."""
     start = time.time()
-    paths = expand_input_files(input_file)
+    paths = file_io.expand_patterns(input_file, flag="--input_file")
     word_counts = count_words_in_files(paths, do_lower_case)
     logging.info("Counted %d words (%d distinct) in %d file(s) in %.1f s",
                  sum(word_counts.values()), len(word_counts), len(paths), time.time() - start)

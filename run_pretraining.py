@@ -37,6 +37,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import common_flags
+import file_io
 import modeling
 import optimization
 import training
@@ -93,7 +94,7 @@ def check_flags(do_train, do_eval, input_file, bert_config_file, output_dir, max
 
 def find_input_files(input_file, max_seq_length, max_predictions_per_seq):
     """Expands --input_file and checks each file's first record against the flags."""
-    files = training.expand_input_patterns(input_file)
+    files = file_io.expand_patterns(input_file, flag="--input_file")
     logging.info("*** Input Files (%d) ***", len(files))
     for path in files[:20]:
         logging.info("  %s", path)

@@ -362,38 +362,12 @@ def write_results(path, results):
 # Shared by the training scripts: run_pretraining.py reads create_pretraining_data.py's files, and
 # run_classifier.py / run_squad.py can read their own feature files the same way. A script builds
 # `name_to_features` ({name: tf.io.FixedLenFeature}) from its flags, expands --input_file with
-# `expand_input_patterns`, checks the files once with `check_tfrecord_features`, and hands
+# `file_io.expand_patterns`, checks the files once with `check_tfrecord_features`, and hands
 # `tfrecord_dataset` (wrapped as dataset_fn(input_context)) to `Runner.train`, or calls it without
 # an input context for `Runner.evaluate` / `Runner.predict`.
 
 # tf.train.Feature's `kind` for each dtype a FixedLenFeature can have.
 _FEATURE_KINDS = {tf.int64: "int64_list", tf.float32: "float_list", tf.string: "bytes_list"}
-
-
-def expand_input_patterns(patterns):
-    """The files matching comma-separated glob patterns (a string, or a list of patterns).
-
-    Files come in the order of the patterns, sorted within each pattern, each once. Works on any
-    filesystem `tf.io.gfile` reads (gs://...).
-
-    Raises:
-      ValueError naming the pattern when a pattern matches no file, or when there is no pattern.
-    """
-    if isinstance(patterns, str):
-        patterns = patterns.split(",")
-    patterns = [p.strip() for p in patterns if p and p.strip()]
-    if not patterns:
-        raise ValueError("no input file pattern given")
-    files = []
-    for pattern in patterns:
-        try:
-            matches = sorted(tf.io.gfile.glob(pattern))
-        except tf.errors.NotFoundError:
-            matches = []
-        if not matches:
-            raise ValueError(f"input file pattern {pattern!r} matches no file")
-        files += [m for m in matches if m not in files]
-    return files
 
 
 def check_tfrecord_features(input_files, name_to_features, expected_by=None):
@@ -405,7 +379,7 @@ def check_tfrecord_features(input_files, name_to_features, expected_by=None):
     than deep inside a training step.
 
     Args:
-      input_files: file paths (see expand_input_patterns).
+      input_files: file paths (see file_io.expand_patterns).
       name_to_features: {name: tf.io.FixedLenFeature}.
       expected_by: optional {name: the flag that sets its length, e.g. "--max_seq_length=128"},
         quoted in the error message.
@@ -486,7 +460,7 @@ def tfrecord_dataset(input_files, name_to_features, batch_size, is_training, inp
     record at a time), and batches are prefetched.
 
     Args:
-      input_files: file paths (see expand_input_patterns).
+      input_files: file paths (see file_io.expand_patterns).
       name_to_features: {name: tf.io.FixedLenFeature}.
       batch_size: the global batch size; this pipeline produces batches of
         per_replica_batch_size(input_context, batch_size).

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import create_pretraining_data as cpd
+import file_io
 import tokenization
 from real_model import real_vocab_file
 
@@ -300,7 +301,7 @@ def test_empty_input_and_missing_files(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="no instances.*empty.txt"):
         run(tmp_path, inputs=str(empty))
-    with pytest.raises(FileNotFoundError, match="nothing-here"):
+    with pytest.raises(file_io.InputFileError, match="--input_file: .*nothing-here"):
         run(tmp_path, inputs=str(tmp_path / "nothing-here*.txt"))
 
 

@@ -326,17 +326,10 @@ def test_wrong_type_missing_feature_and_corrupt_file_are_named(data, tmp_path):
 
 def test_glob_matching_nothing_names_the_pattern(data, tmp_path):
     pattern = str(tmp_path / "nothing-*.tfrecord")
-    message = f"input file pattern {pattern!r} matches no file"
+    message = f"--input_file: {pattern!r} matches no file"
     with pytest.raises(ValueError, match=re.escape(message)):
         run_main(**tiny_flags(data, tmp_path / "out", do_train=True,
                               input_file=f"{data['pattern']},{pattern}"))
-
-
-def test_expand_input_patterns(data):
-    files = training.expand_input_patterns(f" {data['files'][1]} ,{data['pattern']},")
-    assert files == [data["files"][1], data["files"][0]]  # pattern order, each file once
-    with pytest.raises(ValueError, match="no input file pattern"):
-        training.expand_input_patterns(" , ")
 
 
 # -- The input pipeline ---------------------------------------------------------------------------

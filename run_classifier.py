@@ -124,6 +124,7 @@ import checkpoints
 import classifier_data
 import common_flags
 import file_io
+import input_pipeline
 import metrics
 import modeling
 import optimization
@@ -492,7 +493,7 @@ class FeatureSettings:
 
     @functools.cached_property
     def vocab_sha256(self):
-        return training.file_sha256(self.vocab_file)
+        return input_pipeline.file_sha256(self.vocab_file)
 
     @functools.cached_property
     def tokenizer(self):
@@ -513,7 +514,7 @@ def fingerprint(examples, task, settings, logits=None):
 
 def cached_features(path, examples, task, settings, source, logits=None):
     """Builds the TFRecord cache `path` unless it is up to date; warns about truncation."""
-    statistics, reused = training.cached_tfrecord(
+    statistics, reused = input_pipeline.cached_tfrecord(
         path, fingerprint(examples, task, settings, logits),
         lambda writer: encode_examples(writer, settings.tokenizer, task, examples,
                                        settings.max_seq_length, source, logits))
@@ -643,8 +644,8 @@ class AgreementLog:
         self.path = os.path.join(f.output_dir, DISTILLATION_RESULTS_FILE)
         # Batches of the training batch size: they fit, and are faster than --eval_batch_size's.
         batches = -(-AGREEMENT_EXAMPLES // f.train_batch_size)
-        self.dataset = training.tfrecord_dataset([cache], feature_spec, f.train_batch_size,
-                                                 is_training=False).take(batches)
+        self.dataset = input_pipeline.tfrecord_dataset([cache], feature_spec, f.train_batch_size,
+                                                       is_training=False).take(batches)
         self.num_examples = min(AGREEMENT_EXAMPLES, len(data.train))
         self.at_start = {}
 
@@ -677,8 +678,8 @@ class AgreementLog:
 def label_transfer_set(runner, data, caches, feature_spec, f):
     """The teacher pass: <output_dir>/soft_labels.jsonl with the model's logits on the transfer
     examples (soft_labels.py has the format)."""
-    dataset = training.tfrecord_dataset([caches["transfer", "transfer"]], feature_spec,
-                                        f.predict_batch_size, is_training=False)
+    dataset = input_pipeline.tfrecord_dataset([caches["transfer", "transfer"]], feature_spec,
+                                              f.predict_batch_size, is_training=False)
     logits = run_predictions(runner, data.kind, dataset)["logits"]
     if len(logits) != len(data.transfer):
         raise RuntimeError(f"{len(logits)} predictions for {len(data.transfer)} examples")
@@ -746,8 +747,9 @@ class Evaluator:
     def __call__(self, split):
         step = int(self.runner.global_step.numpy())
         if self._last.get(split, (None,))[0] != step:
-            dataset = training.tfrecord_dataset([self.caches["eval", split]], self.feature_spec,
-                                                self.batch_size, is_training=False)
+            dataset = input_pipeline.tfrecord_dataset(
+                [self.caches["eval", split]], self.feature_spec, self.batch_size,
+                is_training=False)
             arrays = run_predictions(self.runner, kind_of(self.task), dataset)
             self._last[split] = (step, eval_results(self.task, arrays, step, self.threshold))
         return self._last[split][1]
@@ -774,8 +776,8 @@ def predict_test_sets(runner, data, caches, feature_spec, f):
     """test_results.tsv and the submission file of each test set."""
     kind = data.kind
     for split, examples in data.test.items():
-        dataset = training.tfrecord_dataset([caches["predict", split]], feature_spec,
-                                            f.predict_batch_size, is_training=False)
+        dataset = input_pipeline.tfrecord_dataset([caches["predict", split]], feature_spec,
+                                                  f.predict_batch_size, is_training=False)
         outputs = run_predictions(runner, kind, dataset)["outputs"]
         if len(outputs) != len(examples):
             raise RuntimeError(f"{len(outputs)} predictions for {len(examples)} examples")
@@ -872,8 +874,8 @@ def train(runner, f, data, caches, feature_spec, callbacks):
         train_file, fn = caches["train", "train"], loss_fn(data.kind)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset([train_file], feature_spec, f.train_batch_size,
-                                         is_training=True, input_context=input_context)
+        return input_pipeline.tfrecord_dataset([train_file], feature_spec, f.train_batch_size,
+                                               is_training=True, input_context=input_context)
 
     runner.train(common_flags.train_config_from_flags(f, num_train_steps), fn, dataset_fn,
                  optimization.create_optimizer(f.learning_rate, num_train_steps,

@@ -38,6 +38,7 @@ from absl import app, flags, logging
 
 import common_flags
 import file_io
+import input_pipeline
 import modeling
 import optimization
 import training
@@ -98,7 +99,7 @@ def find_input_files(input_file, max_seq_length, max_predictions_per_seq):
     logging.info("*** Input Files (%d) ***", len(files))
     for path in files[:20]:
         logging.info("  %s", path)
-    return training.check_tfrecord_features(
+    return input_pipeline.check_tfrecord_features(
         files, name_to_features(max_seq_length, max_predictions_per_seq),
         length_flags(max_seq_length, max_predictions_per_seq))
 
@@ -109,8 +110,8 @@ def make_dataset_fn(input_files, max_seq_length, max_predictions_per_seq, batch_
     features = name_to_features(max_seq_length, max_predictions_per_seq)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset(input_files, features, batch_size, is_training,
-                                         input_context)
+        return input_pipeline.tfrecord_dataset(input_files, features, batch_size, is_training,
+                                               input_context)
     return dataset_fn
 
 

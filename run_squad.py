@@ -58,6 +58,7 @@ from absl import app, flags, logging
 
 import common_flags
 import file_io
+import input_pipeline
 import modeling
 import optimization
 import squad_data
@@ -147,8 +148,8 @@ class FeatureSettings:
     def fingerprint(self, input_file, is_training):
         values = dataclasses.asdict(self)
         values.update(format=CACHE_FORMAT, is_training=is_training,
-                      vocab_file=training.file_sha256(self.vocab_file),
-                      input_file=training.file_sha256(input_file))
+                      vocab_file=input_pipeline.file_sha256(self.vocab_file),
+                      input_file=input_pipeline.file_sha256(input_file))
         return values
 
 
@@ -235,7 +236,7 @@ def cached_features(path, input_file, examples, settings, is_training):
 
     if not is_training and not file_io.isfile(features_path(path)):
         file_io.remove_quietly(path + ".json")  # the records alone are not enough: rebuild
-    statistics, reused = training.cached_tfrecord(
+    statistics, reused = input_pipeline.cached_tfrecord(
         path, settings.fingerprint(input_file, is_training), write_records)
     logging.info("%s %s: %s windows of %d questions from %s (%s)",
                  "Reused" if reused else "Wrote", path, statistics.get("features", "?"),
@@ -284,8 +285,8 @@ def train(runner, f, settings):
     spec = name_to_features(f.max_seq_length, is_training=True)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset([train_file], spec, f.train_batch_size,
-                                         is_training=True, input_context=input_context)
+        return input_pipeline.tfrecord_dataset([train_file], spec, f.train_batch_size,
+                                               is_training=True, input_context=input_context)
 
     runner.train(common_flags.train_config_from_flags(f, num_train_steps), loss_fn, dataset_fn,
                  optimization.create_optimizer(f.learning_rate, num_train_steps,
@@ -296,8 +297,8 @@ def train(runner, f, settings):
 
 def raw_results(runner, records_path, max_seq_length, batch_size):
     """squad_data.RawResult per window, in file order."""
-    dataset = training.tfrecord_dataset([records_path], name_to_features(max_seq_length, False),
-                                        batch_size, is_training=False)
+    dataset = input_pipeline.tfrecord_dataset(
+        [records_path], name_to_features(max_seq_length, False), batch_size, is_training=False)
     results = []
     for batch in runner.predict(predict_fn, dataset):
         for unique_id, start, end in zip(batch["unique_ids"], batch["start_logits"],

@@ -147,9 +147,11 @@ class Ours:
     def __init__(self, dtype, data, initial):
         import tensorflow as tf
         import modeling
+        import input_pipeline
         import optimization
         import training
         self.tf, self.training, self.modeling = tf, training, modeling
+        self.input_pipeline = input_pipeline
         self.dtype = dtype
         self.data = data
         self.dir = tempfile.mkdtemp(prefix=f"bench_ours_{dtype}_")
@@ -165,7 +167,7 @@ class Ours:
         self.loss = None
 
     def dataset_fn(self, ctx):
-        batch = self.training.per_replica_batch_size(ctx, FLAGS.batch_size)
+        batch = self.input_pipeline.per_replica_batch_size(ctx, FLAGS.batch_size)
         return self.tf.data.Dataset.from_tensor_slices(self.data).repeat().batch(
             batch, drop_remainder=True)
 

@@ -24,10 +24,10 @@ from tensorflow.core.util import event_pb2
 import checkpoints
 import classifier_data
 import common_flags
+import input_pipeline
 import metrics
 import modeling
 import run_classifier
-import training
 from script_main import read_results, run_script_main
 from test_modeling import tiny_config
 
@@ -424,7 +424,7 @@ def test_feature_cache_is_reused_and_rebuilt_when_an_input_changes(env, tmp_path
     assert identity(cache) != first
     records = list(tf.data.TFRecordDataset(str(cache)))
     assert len(records) == len(examples)
-    parsed = training.parse_examples(tf.stack(records), run_classifier.name_to_features(
+    parsed = input_pipeline.parse_examples(tf.stack(records), run_classifier.name_to_features(
         settings.max_seq_length, "classification", 2))
     assert parsed["input_ids"].shape == [len(examples), settings.max_seq_length]
     assert_nothing_half_written(tmp_path)
@@ -444,8 +444,9 @@ def test_overlong_sequences_are_truncated_and_counted(env, tmp_path, caplog):
     caplog.clear()
     build(cache, examples, task, settings)  # reused: the warning again, from the fingerprint
     assert "2 of 4 examples are longer" in caplog.text
-    parsed = training.parse_examples(tf.stack(list(tf.data.TFRecordDataset(str(cache)))),
-                                     run_classifier.name_to_features(SEQ, "classification", 2))
+    parsed = input_pipeline.parse_examples(
+        tf.stack(list(tf.data.TFRecordDataset(str(cache)))),
+        run_classifier.name_to_features(SEQ, "classification", 2))
     ids = parsed["input_ids"].numpy()
     assert ids[0, 0] == 2 and ids[0, -1] == 3 and parsed["input_mask"].numpy()[0].all()
     assert ids[3, 31] == 3 and ids[1, 5] == 3 and parsed["input_mask"].numpy()[1].sum() == 6

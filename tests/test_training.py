@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import input_pipeline
 import modeling
 import optimization
 import training
@@ -42,7 +43,7 @@ def same_batch_dataset(batch_size=8):
     data = features(batch_size)
 
     def dataset_fn(ctx):
-        per_replica = training.per_replica_batch_size(ctx, batch_size)
+        per_replica = input_pipeline.per_replica_batch_size(ctx, batch_size)
         return tf.data.Dataset.from_tensor_slices(data).batch(per_replica).repeat()
     return dataset_fn
 
@@ -240,3 +241,4 @@ def test_loops_end_at_checkpoints_callbacks_and_the_last_step():
     assert loop_ends([callback]) == [3, 4, 6, 8, 9, 11]
     assert [s for s in loop_ends([callback]) if callback.due(s, 11)] == [3, 6, 9, 11]
     assert not training.StepCallback(3, None, at_end=False).due(11, 11)
+

@@ -141,10 +141,12 @@ class Runner:
 
     # -- training ---------------------------------------------------------------------------------
 
-    def train(self, config, loss_fn, dataset_fn, optimizer, callbacks=()):
+    def train(self, config, loss_fn, dataset_fn, optimizer, callbacks=(), progress=None):
         """Trains to `config.num_train_steps`, resuming from output_dir when it has a checkpoint.
 
         `callbacks`: StepCallbacks, called after their steps (see StepCallback).
+        `progress`: what reports progress, made as progress(output_dir, train_batch_size,
+          num_train_steps, start_step) with the interface of `Progress` (the default).
         Returns the mean loss of the last loop (None if there was nothing left to do).
         """
         for callback in callbacks:
@@ -166,8 +168,8 @@ class Runner:
             return None
         loop = self._train_loop_fn(config, loss_fn, optimizer)
         iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
-        progress = _Progress(self.output_dir, config.train_batch_size, config.num_train_steps,
-                             step)
+        progress = (progress or Progress)(self.output_dir, config.train_batch_size,
+                                          config.num_train_steps, step)
         loss = None
         while step < config.num_train_steps:
             n = _steps_this_loop(step, config, callbacks)
@@ -183,7 +185,7 @@ class Runner:
             for callback in due:
                 callback.fn(step)
             if due:  # examples/s counts training time only (the ETA includes the callbacks)
-                progress.last_time = time.time()
+                progress.resume()
         progress.close()
         return loss
 
@@ -294,16 +296,26 @@ def _steps_this_loop(step, config, callbacks=()):
                       + [to_next(c.every_steps) for c in callbacks]))
 
 
-class _Progress:
-    """The progress line and the TensorBoard summaries of a training run."""
+class Progress:
+    """The progress line and the TensorBoard summaries of a training run.
+
+    Runner.train makes one per call and calls `update` after every loop, `resume` after the
+    StepCallbacks that ran at a loop's end, and `close` at the end. A subclass can add to what a
+    report does (benchmarks/train_throughput.py takes a timestamp per report) and is passed to
+    Runner.train as `progress`.
+    """
 
     def __init__(self, output_dir, batch_size, total_steps, start_step):
+        """`batch_size`: examples per step; `start_step`: the step training starts (or resumes)
+        from; summaries go to `output_dir` (none if it is empty)."""
         self.batch_size, self.total_steps = batch_size, total_steps
         self.start_step, self.start_time = start_step, None
         self.last_time = time.time()
         self.writer = tf.summary.create_file_writer(output_dir) if output_dir else None
 
     def update(self, step, steps_done, loss, lr):
+        """Reports the loop of `steps_done` steps that ended at `step`: its mean `loss` and the
+        learning rate `lr` now; examples/s over the time since the previous report (or resume)."""
         now = time.time()
         rate = steps_done * self.batch_size / max(now - self.last_time, 1e-9)
         if self.start_time is None:  # the first loop includes tracing; time from its end
@@ -318,6 +330,10 @@ class _Progress:
         if self.writer:
             with self.writer.as_default(step=step):
                 write_scalars({"loss": loss, "learning_rate": lr, "examples_per_second": rate})
+
+    def resume(self):
+        """Training resumes now: the time since the last report (callbacks) is not training."""
+        self.last_time = time.time()
 
     def close(self):
         if self.writer:

@@ -128,6 +128,7 @@ import input_pipeline
 import metrics
 import modeling
 import optimization
+import records
 import soft_labels
 import tokenization
 import training
@@ -423,10 +424,6 @@ def name_to_features(max_seq_length, kind, num_labels, distillation=False):
     return spec
 
 
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
 def encode_example(tokenizer, task, example, max_seq_length, teacher_logits=None):
     """(serialized tf.train.Example, whether the text was truncated) for one InputExample.
 
@@ -441,14 +438,14 @@ def encode_example(tokenizer, task, example, max_seq_length, teacher_logits=None
     else:
         label = task.label_id(example.label)
         label = label if isinstance(label, list) else [label]
-    label_feature = (tf.train.Feature(float_list=tf.train.FloatList(value=label))
-                     if kind == REGRESSION else _int64s(label))
-    features = {"input_ids": _int64s(pair.input_ids), "input_mask": _int64s(pair.input_mask),
-                "segment_ids": _int64s(pair.segment_ids), "label_ids": label_feature}
+    label_feature = (records.float_feature(label) if kind == REGRESSION
+                     else records.int64_feature(label))
+    features = {"input_ids": records.int64_feature(pair.input_ids),
+                "input_mask": records.int64_feature(pair.input_mask),
+                "segment_ids": records.int64_feature(pair.segment_ids), "label_ids": label_feature}
     if teacher_logits is not None:
-        features["teacher_logits"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=teacher_logits))
-        features["has_label"] = _int64s([int(example.label is not None)])
+        features["teacher_logits"] = records.float_feature(teacher_logits)
+        features["has_label"] = records.int64_feature([int(example.label is not None)])
     record = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
     return record, pair.truncated
 

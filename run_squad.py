@@ -61,6 +61,7 @@ import file_io
 import input_pipeline
 import modeling
 import optimization
+import records
 import squad_data
 import squad_metrics
 import tokenization
@@ -166,10 +167,6 @@ def name_to_features(max_seq_length, is_training):
     return spec
 
 
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
 def serialize(feature, is_training):
     """One window as a tf.train.Example, with the original's feature names."""
     values = {"unique_ids": [feature.unique_id], "input_ids": feature.input_ids,
@@ -179,7 +176,7 @@ def serialize(feature, is_training):
                       end_positions=[feature.end_position],
                       is_impossible=[int(feature.is_impossible)])
     return tf.train.Example(features=tf.train.Features(
-        feature={k: _int64s(v) for k, v in values.items()})).SerializeToString()
+        feature={k: records.int64_feature(v) for k, v in values.items()})).SerializeToString()
 
 
 def features_path(records_path):

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +42,7 @@ from absl import flags
 
 import checkpoints
 import common_flags
+import file_io
 import modeling
 
 logger = logging.getLogger(__name__)
@@ -646,19 +646,6 @@ def _vocab_from_tokenizer_json(path):
     return "".join(token + "\n" for token, _ in by_id)
 
 
-def _write_atomic(path, data):
-    """Writes bytes or text to `path` under a temporary name first, then renames it."""
-    tmp = os.path.join(os.path.dirname(path) or ".",
-                       f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-    try:
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-
-
 def _read_bytes(path):
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
@@ -723,7 +710,7 @@ def convert_hf_to_bert(output_dir, hf_model_dir=None, hf_weights_file=None, hf_c
     tf.io.gfile.makedirs(output_dir)
     checkpoints.save(os.path.join(output_dir, CHECKPOINT_NAME), original)
     config.to_json_file(os.path.join(output_dir, BERT_CONFIG_NAME))
-    _write_atomic(os.path.join(output_dir, VOCAB_NAME), vocab_text)
+    file_io.write_text_atomically(os.path.join(output_dir, VOCAB_NAME), vocab_text)
     logger.info("wrote %d tensors (%s) to %s", len(original),
                 ", ".join(["embeddings", "encoder"] + sorted(report.groups)), output_dir)
     if report.do_lower_case is not None:
@@ -751,16 +738,16 @@ def convert_bert_to_hf(init_checkpoint, bert_config_file, output_dir, vocab_file
 
     _check_output_dir(output_dir, overwrite)
     tf.io.gfile.makedirs(output_dir)
-    _write_atomic(os.path.join(output_dir, HF_SAFETENSORS_NAME),
-                  st.save(hf_tensors, metadata={"format": "pt"}))
-    _write_atomic(os.path.join(output_dir, HF_CONFIG_NAME),
-                  json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+    with file_io.atomic_open(os.path.join(output_dir, HF_SAFETENSORS_NAME), "wb") as f:
+        f.write(st.save(hf_tensors, metadata={"format": "pt"}))
+    file_io.write_text_atomically(os.path.join(output_dir, HF_CONFIG_NAME),
+                                  json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     if vocab_text is not None:
-        _write_atomic(os.path.join(output_dir, VOCAB_NAME), vocab_text)
+        file_io.write_text_atomically(os.path.join(output_dir, VOCAB_NAME), vocab_text)
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": bool(do_lower_case),
                      "model_max_length": config.max_position_embeddings}
-        _write_atomic(os.path.join(output_dir, HF_TOKENIZER_CONFIG_NAME),
-                      json.dumps(tokenizer, indent=2, sort_keys=True) + "\n")
+        file_io.write_text_atomically(os.path.join(output_dir, HF_TOKENIZER_CONFIG_NAME),
+                                      json.dumps(tokenizer, indent=2, sort_keys=True) + "\n")
     else:
         logger.warning("no --vocab_file: %s has no vocab.txt", output_dir)
     logger.info("wrote %d tensors as %s to %s", len(hf_tensors), report.architecture, output_dir)

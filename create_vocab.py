@@ -283,6 +283,14 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
     """
     if scoring not in SCORINGS:
         raise ValueError("scoring must be one of %s, got %r" % (SCORINGS, scoring))
+    chars = _alphabet(word_counts, max_pieces, min_char_frequency)
+    learner = _MergeLearner(chars, word_counts, min_word_frequency, scoring == "likelihood")
+    return learner.learn(max_pieces, log_every)
+
+
+def _alphabet(word_counts, max_pieces, min_char_frequency):
+    """The characters to learn from (``select_characters``), checked to fit ``max_pieces`` in both
+    forms (``c`` and ``##c``)."""
     chars = select_characters(word_counts, min_char_frequency)
     if not chars:
         raise ValueError("No character is seen at least %d times (in words of at most %d "
@@ -295,15 +303,22 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
                                              2 * len(chars)))
         error.required = 2 * len(chars)
         raise error
-    strings = chars + ["##" + char for char in chars]  # symbol id -> piece
-    ids = {piece: i for i, piece in enumerate(strings)}
+    return chars
+
+
+def _segment_words(word_counts, chars, min_word_frequency):
+    """(words, freqs, symbol_counts): the words to learn from as lists of symbol ids (``c`` is
+    symbol i, ``##c`` symbol len(chars) + i, for chars[i]), their counts, and the count of each
+    symbol in the segmented corpus.
+
+    Words seen fewer than ``min_word_frequency`` times, too long to tokenize, or holding a
+    character outside ``chars`` (``[UNK]`` whatever is learned) are left out.  Single-character
+    words count towards the symbol counts (they are pieces of the segmented corpus too) but hold
+    no pair, so they are not in ``words``.
+    """
     initial = {char: i for i, char in enumerate(chars)}
     inner = {char: len(chars) + i for i, char in enumerate(chars)}
-    pieces = list(strings)
-
-    # Words as lists of symbol ids; unigram counts of the symbols (single-character words count:
-    # they are pieces of the segmented corpus too).
-    symbol_counts = [0] * len(strings)
+    symbol_counts = [0] * (2 * len(chars))
     words, freqs = [], []
     for word, count in sorted(word_counts.items(), key=lambda item: (-item[1], item[0])):
         if count < min_word_frequency or not _learnable(word):
@@ -317,9 +332,14 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
         if len(symbols) > 1:
             words.append(symbols)
             freqs.append(count)
+    return words, freqs, symbol_counts
 
+
+def _index_pairs(words, freqs):
+    """(pair_counts, pair_words): the count of each adjacent pair of symbols in the corpus, and for
+    each pair the indexes of the words that hold it."""
     pair_counts = {}
-    pair_words = collections.defaultdict(list)  # pair -> words that held it (may be stale)
+    pair_words = collections.defaultdict(list)  # pair -> words that held it (may go stale)
     for index, symbols in enumerate(words):
         count = freqs[index]
         pairs = [(symbols[i] << _SHIFT) | symbols[i + 1] for i in range(len(symbols) - 1)]
@@ -327,49 +347,98 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             pair_counts[pair] = pair_counts.get(pair, 0) + count
         for pair in dict.fromkeys(pairs):
             pair_words[pair].append(index)
+    return pair_counts, pair_words
 
-    likelihood = scoring == "likelihood"
-    symbol_pairs = collections.defaultdict(set)  # symbol -> live pairs containing it (likelihood)
-    if likelihood:
-        for pair in pair_counts:
-            symbol_pairs[pair >> _SHIFT].add(pair)
-            symbol_pairs[pair & _MASK].add(pair)
 
-    def key(pair):
-        """Heap key, smaller is better: (-score, -count) -- ties go to the smaller pair id."""
-        count = pair_counts[pair]
+class _MergeLearner:
+    """The incremental merge loop of ``learn_wordpiece`` (module docstring, "Learning is
+    incremental").
+
+    Symbols are ids into ``strings``; a pair of symbols is one int, ``(left << _SHIFT) | right``.
+    Invariant of ``heap``: every live pair has an entry whose key is <= (as good as or better
+    than) its current key.  A pair whose score improves is pushed again; a popped entry better
+    than the pair's current key is re-pushed with the current key; one worse than it is a
+    duplicate.
+    """
+
+    def __init__(self, chars, word_counts, min_word_frequency, likelihood):
+        self.strings = chars + ["##" + char for char in chars]  # symbol id -> piece
+        self.ids = {piece: i for i, piece in enumerate(self.strings)}
+        self.pieces = list(self.strings)  # the entries learned so far
+        self.likelihood = likelihood
+        self.words, self.freqs, self.symbol_counts = _segment_words(word_counts, chars,
+                                                                    min_word_frequency)
+        self.pair_counts, self.pair_words = _index_pairs(self.words, self.freqs)
+        # symbol -> live pairs containing it (likelihood scoring only)
+        self.symbol_pairs = collections.defaultdict(set)
         if likelihood:
-            return (-count / (symbol_counts[pair >> _SHIFT] * symbol_counts[pair & _MASK]), -count)
+            for pair in self.pair_counts:
+                self.symbol_pairs[pair >> _SHIFT].add(pair)
+                self.symbol_pairs[pair & _MASK].add(pair)
+        self.heap = [self.key(pair) + (pair,) for pair in self.pair_counts]
+        heapq.heapify(self.heap)
+
+    def key(self, pair):
+        """Heap key, smaller is better: (-score, -count) -- ties go to the smaller pair id."""
+        count = self.pair_counts[pair]
+        if self.likelihood:
+            counts = self.symbol_counts
+            return (-count / (counts[pair >> _SHIFT] * counts[pair & _MASK]), -count)
         return (-count, 0)
 
-    # Invariant: every live pair has a heap entry whose key is <= (as good as or better than) its
-    # current key.  A pair whose score improves is pushed again; a popped entry better than the
-    # pair's current key is re-pushed with the current key; one worse than it is a duplicate.
-    heap = [key(pair) + (pair,) for pair in pair_counts]
-    heapq.heapify(heap)
-    num_merges = 0
-    start = time.time()
-    while len(pieces) < max_pieces and heap:
-        entry = heapq.heappop(heap)
-        pair = entry[2]
-        if pair not in pair_counts:
-            continue
-        current = key(pair)
-        if current != entry[:2]:
+    def learn(self, max_pieces, log_every=0):
+        """Merges the best pair until there are ``max_pieces`` entries or no pair is left;
+        returns the entries."""
+        num_merges = 0
+        start = time.time()
+        while len(self.pieces) < max_pieces:
+            pair = self._pop_best_pair()
+            if pair is None:
+                break
+            piece = self._merge(pair)
+            num_merges += 1
+            if log_every and num_merges % log_every == 0:
+                logging.info("%d merges, %d entries, last %r (%.1f s)", num_merges,
+                             len(self.pieces), piece, time.time() - start)
+        return self.pieces
+
+    def _pop_best_pair(self):
+        """The live pair with the best current key, off the heap (None when the heap is empty)."""
+        heap, pair_counts = self.heap, self.pair_counts
+        while heap:
+            entry = heapq.heappop(heap)
+            pair = entry[2]
+            if pair not in pair_counts:
+                continue
+            current = self.key(pair)
+            if current == entry[:2]:
+                return pair
             if entry[:2] < current:
                 heapq.heappush(heap, current + (pair,))
-            continue
+        return None
 
+    def _merge(self, pair):
+        """Merges ``pair`` in every word that holds it; returns the merged piece."""
         left, right = pair >> _SHIFT, pair & _MASK
-        piece = strings[left] + strings[right][2:]  # the right part always starts with "##"
-        merged = ids.get(piece)
+        piece = self.strings[left] + self.strings[right][2:]  # the right part starts with "##"
+        merged = self.ids.get(piece)
         if merged is None:
-            merged = ids[piece] = len(strings)
-            strings.append(piece)
-            symbol_counts.append(0)
-            pieces.append(piece)
+            merged = self.ids[piece] = len(self.strings)
+            self.strings.append(piece)
+            self.symbol_counts.append(0)
+            self.pieces.append(piece)
         # (A piece already known -- "##ab"+"##c" after "##a"+"##bc" -- adds no entry.)
+        deltas, merged_count = self._merge_in_words(pair, left, right, merged)
+        self.symbol_counts[left] -= merged_count
+        self.symbol_counts[right] -= merged_count
+        self.symbol_counts[merged] += merged_count
+        self._update_pairs(deltas, left, right)
+        return piece
 
+    def _merge_in_words(self, pair, left, right, merged):
+        """Rewrites the words holding ``pair``; returns (the change of each pair's count, how
+        many times the pair was merged in the corpus)."""
+        words, freqs, pair_words = self.words, self.freqs, self.pair_words
         deltas = collections.defaultdict(int)
         merged_count = 0
         for index in set(pair_words.pop(pair)):
@@ -390,10 +459,12 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             for other in set(new_pairs).difference(old_pairs):
                 pair_words[other].append(index)
             words[index] = new_symbols
-        symbol_counts[left] -= merged_count
-        symbol_counts[right] -= merged_count
-        symbol_counts[merged] += merged_count
+        return deltas, merged_count
 
+    def _update_pairs(self, deltas, left, right):
+        """Applies the count changes of a merge of ``left right``, and pushes the pairs whose
+        score improved (rebuilding the heap when stale entries pile up)."""
+        pair_counts, symbol_pairs, likelihood = self.pair_counts, self.symbol_pairs, self.likelihood
         improved = set()
         for other, change in deltas.items():
             if not change:
@@ -401,7 +472,7 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             count = pair_counts.get(other, 0) + change
             if count <= 0:
                 del pair_counts[other]
-                pair_words.pop(other, None)
+                self.pair_words.pop(other, None)
                 if likelihood:
                     symbol_pairs[other >> _SHIFT].discard(other)
                     symbol_pairs[other & _MASK].discard(other)
@@ -416,16 +487,10 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             improved.update(symbol_pairs[left])
             improved.update(symbol_pairs[right])
         for other in sorted(improved):
-            heapq.heappush(heap, key(other) + (other,))
-        if len(heap) > 4 * len(pair_counts) + 100_000:  # drop the stale entries
-            heap = [key(other) + (other,) for other in pair_counts]
-            heapq.heapify(heap)
-
-        num_merges += 1
-        if log_every and num_merges % log_every == 0:
-            logging.info("%d merges, %d entries, last %r (%.1f s)", num_merges, len(pieces),
-                         piece, time.time() - start)
-    return pieces
+            heapq.heappush(self.heap, self.key(other) + (other,))
+        if len(self.heap) > 4 * len(pair_counts) + 100_000:  # drop the stale entries
+            self.heap = [self.key(other) + (other,) for other in pair_counts]
+            heapq.heapify(self.heap)
 
 
 def build_vocab(word_counts, vocab_size, num_unused=99, min_char_frequency=1,

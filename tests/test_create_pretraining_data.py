@@ -11,9 +11,9 @@ import tensorflow as tf
 
 import create_pretraining_data as cpd
 import file_io
-import records
 import tokenization
 from real_model import real_vocab_file
+from test_records import assert_framed_as_tfrecord_writer_frames
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_ROOT, "benchmarks"))
@@ -108,14 +108,7 @@ def test_records_are_byte_identical_to_tensorflow(tmp_path):
         assert list(f["masked_lm_ids"].int64_list.value) == instances.masked_lm_ids[i].tolist()
         assert list(f["masked_lm_weights"].float_list.value) == [1.0] * k + [0.0] * (PRED - k)
         assert list(f["next_sentence_labels"].int64_list.value) == [i % 3 == 0]
-
-    ours = tmp_path / "ours.tfrecord"
-    ours.write_bytes(b"".join(records.tfrecord_frames(serialized)))
-    theirs = tmp_path / "theirs.tfrecord"
-    with tf.io.TFRecordWriter(str(theirs)) as writer:
-        for record in serialized:
-            writer.write(record)
-    assert ours.read_bytes() == theirs.read_bytes()
+    assert_framed_as_tfrecord_writer_frames(serialized, tmp_path)
 
 
 # --- the records on the demo corpus ------------------------------------------------------------

@@ -82,9 +82,8 @@ def test_crc32c_known_values():
     assert crcs.tolist() == [0xE3069283, 0x00000000, 0xC1D04330, 0x8A9136AA]
 
 
-def test_tfrecord_frames_are_byte_identical_to_tfrecord_writer(tmp_path):
-    rng = random.Random(0)
-    data = [b"", b"a", b"ab", b"abc"] + [rng.randbytes(rng.randrange(2000)) for _ in range(40)]
+def assert_framed_as_tfrecord_writer_frames(data, tmp_path):
+    """records.tfrecord_frames(data) is the file tf.io.TFRecordWriter writes, byte for byte."""
     ours = tmp_path / "ours.tfrecord"
     ours.write_bytes(b"".join(records.tfrecord_frames(data)))
     theirs = tmp_path / "theirs.tfrecord"
@@ -92,6 +91,12 @@ def test_tfrecord_frames_are_byte_identical_to_tfrecord_writer(tmp_path):
         for record in data:
             writer.write(record)
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_tfrecord_frames_are_byte_identical_to_tfrecord_writer(tmp_path):
+    rng = random.Random(0)
+    data = [b"", b"a", b"ab", b"abc"] + [rng.randbytes(rng.randrange(2000)) for _ in range(40)]
+    assert_framed_as_tfrecord_writer_frames(data, tmp_path)
     assert records.tfrecord_frames([]) == []
 
 

@@ -20,6 +20,8 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+import file_io
+
 logger = logging.getLogger(__name__)
 
 # Names in a checkpoint that `--init_checkpoint` never loads: optimizer state and the step belong
@@ -202,10 +204,8 @@ class CheckpointManager:
     def _write_state(self):
         lines = [f'model_checkpoint_path: "{os.path.basename(self._kept[-1])}"']
         lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in self._kept]
-        path = os.path.join(self.directory, STATE_FILE)
-        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-            f.write("\n".join(lines) + "\n")
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        file_io.write_text_atomically(os.path.join(self.directory, STATE_FILE),
+                                      "\n".join(lines) + "\n")
 
     def restore_latest(self):
         """Restores every variable from the newest bundle; returns its prefix or None."""

@@ -31,8 +31,9 @@ import tensorflow as tf
 from absl import logging
 
 import classifier_data
+import input_pipeline
+import records
 import tokenization
-import training
 
 CACHE_FORMAT = 1  # bump when the record layout changes
 
@@ -54,13 +55,6 @@ def name_to_features(max_seq_length, kind, num_labels, distillation=False):
     return spec
 
 
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def _floats(values):
-    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-
 
 def _label_values(task, label):
     """label_ids of one example as a list: [index], [value] or the 0/1 vector; zeros for None."""
@@ -77,12 +71,14 @@ def encode_example(tokenizer, task, example, max_seq_length, teacher_logits=None
     """
     pair = tokenization.encode_pair(tokenizer, example.text_a, example.text_b, max_seq_length)
     label = _label_values(task, example.label)
-    features = {"input_ids": _int64s(pair.input_ids), "input_mask": _int64s(pair.input_mask),
-                "segment_ids": _int64s(pair.segment_ids),
-                "label_ids": _floats(label) if task.is_regression else _int64s(label)}
+    features = {"input_ids": records.int64_feature(pair.input_ids),
+                "input_mask": records.int64_feature(pair.input_mask),
+                "segment_ids": records.int64_feature(pair.segment_ids),
+                "label_ids": (records.float_feature(label) if task.is_regression
+                              else records.int64_feature(label))}
     if teacher_logits is not None:
-        features["teacher_logits"] = _floats(teacher_logits)
-        features["has_label"] = _int64s([int(example.label is not None)])
+        features["teacher_logits"] = records.float_feature(teacher_logits)
+        features["has_label"] = records.int64_feature([int(example.label is not None)])
     record = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
     return record, pair.truncated
 
@@ -127,7 +123,7 @@ class FeatureSettings:
 
     @functools.cached_property
     def vocab_sha256(self):
-        return training.file_sha256(self.vocab_file)
+        return input_pipeline.file_sha256(self.vocab_file)
 
     @functools.cached_property
     def tokenizer(self):
@@ -151,7 +147,7 @@ def cached_features(path, examples, task, settings, source, logits=None):
 
     Returns `path`. `source` names the example set in messages; `logits` [N, L] makes
     distillation records."""
-    statistics, reused = training.cached_tfrecord(
+    statistics, reused = input_pipeline.cached_tfrecord(
         path, fingerprint(examples, task, settings, logits),
         lambda writer: encode_examples(writer, settings.tokenizer, task, examples,
                                        settings.max_seq_length, source, logits))

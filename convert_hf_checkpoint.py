@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +42,7 @@ from absl import flags
 
 import checkpoints
 import common_flags
+import file_io
 import modeling
 
 logger = logging.getLogger(__name__)
@@ -288,12 +288,36 @@ def hf_to_original(hf_tensors, config, hf_config=None):
     tensor, every shape that does not fit the config and every incomplete head. HF names without a
     row in MAPPING are reported (warning) and not converted.
     """
-    hf_config = hf_config or {}
     report = Report()
     errors = []
-    # 1. Match every HF name to a row, taking off the optional `bert.` prefix.
-    matched = {}  # original name -> (HF name, row, array) for IDENTITY / TRANSPOSE rows
-    tied = []     # (HF name, row, layer, array)
+    matched, tied = _match_hf_names(hf_tensors, config, report, errors)
+    _stand_in_for_absent_originals(matched, tied)
+    original_tensors = _convert_matched(matched, config, report, errors)
+    if not matched:
+        raise ConversionError(
+            f"no tensor name of the HF weights is a BERT weight name; is this a BERT model? "
+            f"{len(hf_tensors)} names, e.g.: " + ", ".join(sorted(hf_tensors)[:10]))
+    report.groups = _check_groups(matched, config, errors, "HF")
+    if errors:
+        raise ConversionError("cannot convert the HF weights:\n  " + "\n  ".join(errors))
+    _check_tied_copies(matched, tied, report, hf_config or {})
+    if report.unknown:
+        report.warn(f"{len(report.unknown)} HF tensor(s) have no mapping and are NOT converted: "
+                    + ", ".join(report.unknown))
+    if "pooler" not in report.groups:
+        report.warn("the HF weights have no pooler (pooler.dense.*): the checkpoint lacks "
+                    "bert/pooler/dense/*, which models built from it initialise fresh")
+    return original_tensors, report
+
+
+def _match_hf_names(hf_tensors, config, report, errors):
+    """Step 1 of hf_to_original: every HF name to its MAPPING row, without the optional `bert.`.
+
+    Returns (matched, tied): {original name: (HF name, row, array)} for IDENTITY / TRANSPOSE rows,
+    and [(HF name, row, layer, array)] for TIED rows. Names without a row and IGNORE rows go to
+    `report`; two names for one tensor and layers the config lacks go to `errors`.
+    """
+    matched, tied = {}, []
     for hf_name in sorted(hf_tensors):
         array = hf_tensors[hf_name]
         name = hf_name
@@ -316,7 +340,12 @@ def hf_to_original(hf_tensors, config, hf_config=None):
                 errors.append(f"{hf_name} and {matched[original][0]} both map to {original}")
                 continue
             matched[original] = (hf_name, row, array)
-    # 2. A tied name stands in for its original tensor only when that tensor's own name is absent.
+    return matched, tied
+
+
+def _stand_in_for_absent_originals(matched, tied):
+    """Step 2: a tied name stands in for its original tensor only when that tensor's own name is
+    absent; adds it to `matched` under the row of the tensor it stands in for."""
     for hf_name, row, layer, array in tied:
         original = _fill(row.original, layer)
         if original not in matched:
@@ -324,7 +353,11 @@ def hf_to_original(hf_tensors, config, hf_config=None):
             primary = next(r for r in MAPPING
                            if r.original == row.original and r.transform in (IDENTITY, TRANSPOSE))
             matched[original] = (hf_name, primary, array)
-    # 3. Shapes, in the HF layout, against the config.
+
+
+def _convert_matched(matched, config, report, errors):
+    """Step 3: {original name: float32 array in the original layout} of the matched tensors whose
+    shapes (in the HF layout) fit the config; the others go to `errors`."""
     labels = None
     if "output_weights" in matched and np.ndim(matched["output_weights"][2]) == 2:
         labels = int(np.shape(matched["output_weights"][2])[0])
@@ -338,14 +371,12 @@ def hf_to_original(hf_tensors, config, hf_config=None):
             continue
         original_tensors[original] = _apply(row, _float32(hf_name, array))
         report.converted.append((hf_name, original))
-    if not matched:
-        raise ConversionError(
-            f"no tensor name of the HF weights is a BERT weight name; is this a BERT model? "
-            f"{len(hf_tensors)} names, e.g.: " + ", ".join(sorted(hf_tensors)[:10]))
-    report.groups = _check_groups(matched, config, errors, "HF")
-    if errors:
-        raise ConversionError("cannot convert the HF weights:\n  " + "\n  ".join(errors))
-    # 4. Tied copies must equal what was converted.
+    return original_tensors
+
+
+def _check_tied_copies(matched, tied, report, hf_config):
+    """Step 4: tied copies must equal what was converted; one that does not is a warning (and is
+    not converted)."""
     for hf_name, row, layer, array in tied:
         original = _fill(row.original, layer)
         report.tied.append((hf_name, original))
@@ -361,13 +392,6 @@ def hf_to_original(hf_tensors, config, hf_config=None):
                           "differ from this HF model's")
             report.warn(f"{hf_name} is not equal to {matched[original][0]}, which it is tied to"
                         f"{detail}; {hf_name} is not converted")
-    if report.unknown:
-        report.warn(f"{len(report.unknown)} HF tensor(s) have no mapping and are NOT converted: "
-                    + ", ".join(report.unknown))
-    if "pooler" not in report.groups:
-        report.warn("the HF weights have no pooler (pooler.dense.*): the checkpoint lacks "
-                    "bert/pooler/dense/*, which models built from it initialise fresh")
-    return original_tensors, report
 
 
 def _float32(name, array):
@@ -622,19 +646,6 @@ def _vocab_from_tokenizer_json(path):
     return "".join(token + "\n" for token, _ in by_id)
 
 
-def _write_atomic(path, data):
-    """Writes bytes or text to `path` under a temporary name first, then renames it."""
-    tmp = os.path.join(os.path.dirname(path) or ".",
-                       f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-    try:
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-
-
 def _read_bytes(path):
     with tf.io.gfile.GFile(path, "rb") as f:
         return f.read()
@@ -699,7 +710,7 @@ def convert_hf_to_bert(output_dir, hf_model_dir=None, hf_weights_file=None, hf_c
     tf.io.gfile.makedirs(output_dir)
     checkpoints.save(os.path.join(output_dir, CHECKPOINT_NAME), original)
     config.to_json_file(os.path.join(output_dir, BERT_CONFIG_NAME))
-    _write_atomic(os.path.join(output_dir, VOCAB_NAME), vocab_text)
+    file_io.write_text_atomically(os.path.join(output_dir, VOCAB_NAME), vocab_text)
     logger.info("wrote %d tensors (%s) to %s", len(original),
                 ", ".join(["embeddings", "encoder"] + sorted(report.groups)), output_dir)
     if report.do_lower_case is not None:
@@ -727,16 +738,16 @@ def convert_bert_to_hf(init_checkpoint, bert_config_file, output_dir, vocab_file
 
     _check_output_dir(output_dir, overwrite)
     tf.io.gfile.makedirs(output_dir)
-    _write_atomic(os.path.join(output_dir, HF_SAFETENSORS_NAME),
-                  st.save(hf_tensors, metadata={"format": "pt"}))
-    _write_atomic(os.path.join(output_dir, HF_CONFIG_NAME),
-                  json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+    with file_io.atomic_open(os.path.join(output_dir, HF_SAFETENSORS_NAME), "wb") as f:
+        f.write(st.save(hf_tensors, metadata={"format": "pt"}))
+    file_io.write_text_atomically(os.path.join(output_dir, HF_CONFIG_NAME),
+                                  json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     if vocab_text is not None:
-        _write_atomic(os.path.join(output_dir, VOCAB_NAME), vocab_text)
+        file_io.write_text_atomically(os.path.join(output_dir, VOCAB_NAME), vocab_text)
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": bool(do_lower_case),
                      "model_max_length": config.max_position_embeddings}
-        _write_atomic(os.path.join(output_dir, HF_TOKENIZER_CONFIG_NAME),
-                      json.dumps(tokenizer, indent=2, sort_keys=True) + "\n")
+        file_io.write_text_atomically(os.path.join(output_dir, HF_TOKENIZER_CONFIG_NAME),
+                                      json.dumps(tokenizer, indent=2, sort_keys=True) + "\n")
     else:
         logger.warning("no --vocab_file: %s has no vocab.txt", output_dir)
     logger.info("wrote %d tensors as %s to %s", len(hf_tensors), report.architecture, output_dir)

@@ -42,6 +42,7 @@ from absl import app, flags, logging
 
 import common_flags
 import file_io
+import records
 import tokenization
 
 # common_flags' definitions skip names another imported script defined already.
@@ -317,155 +318,63 @@ def _truncate_pair(tokens_a, tokens_b, max_num_tokens, rng):
 
 
 # ---------------------------------------------------------------------------
-# Serialization: tf.train.Example protos and TFRecord framing, without TensorFlow (importing it
-# would cost each worker seconds). tests/test_create_pretraining_data.py checks the bytes against
-# tf.train.Example and tf.io.TFRecordWriter.
+# Serialization: tf.train.Example protos without TensorFlow (importing it would cost each worker
+# seconds), from records.py's wire-format primitives.
 # ---------------------------------------------------------------------------
-
-
-def _varint(value):
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 class ExampleEncoder:
     """`Instances` -> serialized `tf.train.Example`s with the original features.
 
-    An Example is `features` (field 1) holding one map entry (field 1) per feature: key (1) and a
-    Feature (2) whose int64_list (3) or float_list (2) holds the packed values (1). Every feature
-    has a fixed number of values, so everything but the varint-packed ids and positions is the
-    same for all records, and the bytes in front of each feature's values are precomputed.
+    Every feature has a fixed number of values, so everything but the varint-packed ids and
+    positions is the same for all records, and the bytes in front of each feature's values
+    (records.feature_prefix) are computed once per size.
     """
-
-    _INT64, _FLOAT = b"\x1a", b"\x12"
 
     def __init__(self, max_seq_length, max_predictions_per_seq, vocab_size):
         self.seq, self.pred = max_seq_length, max_predictions_per_seq
         self._prefixes = {}
         self._weights = [struct.pack("<%df" % self.pred, *([1.0] * k + [0.0] * (self.pred - k)))
                          for k in range(self.pred + 1)]
-        self._next_sentence = [self._prefix("next_sentence_labels", self._INT64, 1) + bytes([v])
-                               for v in (0, 1)]
+        self._next_sentence = [
+            self._prefix("next_sentence_labels", records.INT64_LIST, 1) + bytes([v])
+            for v in (0, 1)]
 
     def _prefix(self, name, kind, num_bytes):
-        """The bytes of a feature's map entry before its `num_bytes` bytes of packed values."""
         key = (name, num_bytes)
         prefix = self._prefixes.get(key)
         if prefix is None:
-            values = b"\x0a" + _varint(num_bytes)                      # Int64List/FloatList.value
-            feature = kind + _varint(len(values) + num_bytes)          # Feature.int64/float_list
-            name_field = b"\x0a" + _varint(len(name)) + name.encode()  # entry key
-            value_size = len(feature) + len(values) + num_bytes
-            entry_size = len(name_field) + 1 + len(_varint(value_size)) + value_size
-            prefix = (b"\x0a" + _varint(entry_size) + name_field + b"\x12" + _varint(value_size)
-                      + feature + values)
-            self._prefixes[key] = prefix
+            prefix = self._prefixes[key] = records.feature_prefix(name, kind, num_bytes)
         return prefix
 
     def encode(self, instances):
         """Serialized Examples of `Instances` (the varints of a whole block at once)."""
-        ids, ids_end = _varint_rows(instances.input_ids)
-        positions, positions_end = _varint_rows(instances.masked_lm_positions)
-        labels, labels_end = _varint_rows(instances.masked_lm_ids)
-        s, prefix = self.seq, self._prefix
-        mask_prefix = prefix("input_mask", self._INT64, s)
-        segment_prefix = prefix("segment_ids", self._INT64, s)
-        weights_prefix = prefix("masked_lm_weights", self._FLOAT, 4 * self.pred)
-        records = []
+        ids, ids_end = records.varint_rows(instances.input_ids)
+        positions, positions_end = records.varint_rows(instances.masked_lm_positions)
+        labels, labels_end = records.varint_rows(instances.masked_lm_ids)
+        s, prefix, int64 = self.seq, self._prefix, records.INT64_LIST
+        mask_prefix = prefix("input_mask", int64, s)
+        segment_prefix = prefix("segment_ids", int64, s)
+        weights_prefix = prefix("masked_lm_weights", records.FLOAT_LIST, 4 * self.pred)
+        serialized = []
         ids_start = positions_start = labels_start = 0
         for n, len_a, k, random_next, ids_stop, positions_stop, labels_stop in zip(
                 instances.lengths.tolist(), instances.len_a.tolist(),
                 instances.num_masked.tolist(), instances.is_random_next.tolist(), ids_end,
                 positions_end, labels_end):
             b_start = len_a + 2
-            features = b"".join((
-                prefix("input_ids", self._INT64, ids_stop - ids_start), ids[ids_start:ids_stop],
+            serialized.append(records.example_bytes(b"".join((
+                prefix("input_ids", int64, ids_stop - ids_start), ids[ids_start:ids_stop],
                 mask_prefix, b"\x01" * n, bytes(s - n),
                 segment_prefix, bytes(b_start), b"\x01" * (n - b_start), bytes(s - n),
-                prefix("masked_lm_positions", self._INT64, positions_stop - positions_start),
+                prefix("masked_lm_positions", int64, positions_stop - positions_start),
                 positions[positions_start:positions_stop],
-                prefix("masked_lm_ids", self._INT64, labels_stop - labels_start),
+                prefix("masked_lm_ids", int64, labels_stop - labels_start),
                 labels[labels_start:labels_stop],
                 weights_prefix, self._weights[k],
-                self._next_sentence[random_next]))
-            records.append(b"\x0a" + _varint(len(features)) + features)
+                self._next_sentence[random_next]))))
             ids_start, positions_start, labels_start = ids_stop, positions_stop, labels_stop
-        return records
-
-
-def _varint_rows(values):
-    """int [N, C] (0 <= v < 2**28) -> (the rows' packed varints as one bytes, end offsets list).
-
-    A varint holds 7 bits per byte, the high bit set on all but the last byte.
-    """
-    v = values.astype(np.uint32)
-    if v.size and int(v.max()) >= 1 << 28:
-        raise ValueError("ids must be below 2**28")
-    size = 1 + (v >= 1 << 7).astype(np.uint8) + (v >= 1 << 14) + (v >= 1 << 21)   # [N, C]
-    parts = np.empty(v.shape + (4,), np.uint8)                                     # [N, C, 4]
-    for j in range(4):
-        parts[..., j] = ((v >> 7 * j) & 0x7F).astype(np.uint8) | (size > j + 1).astype(
-            np.uint8) << 7
-    packed = parts[np.arange(4) < size[..., None]]
-    return packed.tobytes(), np.cumsum(size.sum(1, dtype=np.int64)).tolist()
-
-
-def _crc32c_table(bits):
-    """CRC-32C of `bits` bit-steps on each register value below 2**bits."""
-    crc = np.arange(2 ** bits, dtype=np.uint32)
-    for _ in range(bits):
-        crc = np.where(crc & 1, (crc >> 1) ^ np.uint32(0x82F63B78), crc >> 1).astype(np.uint32)
-    return crc
-
-
-_CRC32C_BYTE, _CRC32C_PAIR = _crc32c_table(8), _crc32c_table(16)
-
-
-def crc32c_many(datas):
-    """CRC-32C (Castagnoli) of each bytes object in `datas`, as a uint32 array.
-
-    Pure Python would cost ~100 ns per byte; here one numpy step advances every record by two
-    bytes (a 64K-entry table: the bits above the low 16 only shift down in 16 steps), so the cost
-    of a step is shared by all the records of a block.
-    """
-    n = len(datas)
-    lengths = np.fromiter(map(len, datas), np.int64, n)
-    order = np.argsort(-lengths, kind="stable")
-    lengths = lengths[order]  # longest first: the records still running are a prefix
-    width = int(lengths[0]) + 1 & ~1 if n else 0
-    data = np.zeros((n, width), np.uint8)
-    data[np.arange(width) < lengths[:, None]] = np.frombuffer(
-        b"".join(datas[i] for i in order), np.uint8)
-    words = np.ascontiguousarray(data.view("<u2").T).astype(np.uint32)  # [width / 2, n]
-    running = n - np.cumsum(np.bincount(lengths, minlength=width + 1))  # rows longer than i
-    crc = np.full(n, 0xFFFFFFFF, np.uint32)
-    for step in range(width // 2):
-        both, first = running[2 * step + 1], running[2 * step]  # rows with both bytes, with one
-        c = crc[:both]
-        crc[:both] = _CRC32C_PAIR[(c ^ words[step, :both]) & 0xFFFF] ^ (c >> 16)
-        if first > both:  # the last byte of odd-length records
-            c = crc[both:first]
-            crc[both:first] = _CRC32C_BYTE[(c ^ words[step, both:first]) & 0xFF] ^ (c >> 8)
-    result = np.empty(n, np.uint32)
-    result[order] = crc ^ np.uint32(0xFFFFFFFF)
-    return result
-
-
-def _masked_crc(crc):
-    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)
-
-
-def tfrecord_frames(records):
-    """Each record framed as TFRecord: length, masked CRC of the length, data, masked CRC."""
-    headers = [struct.pack("<Q", len(r)) for r in records]
-    header_crcs = _masked_crc(crc32c_many(headers)).tolist()
-    data_crcs = _masked_crc(crc32c_many(records)).tolist()
-    return [h + struct.pack("<I", hc) + r + struct.pack("<I", dc)
-            for h, hc, r, dc in zip(headers, header_crcs, records, data_crcs)]
+        return serialized
 
 
 # ---------------------------------------------------------------------------
@@ -486,17 +395,6 @@ class Block:
     """About `--block_size_mb` of input: pieces of one or more files."""
     index: int
     pieces: list
-
-
-def expand_input_patterns(patterns):
-    """Comma-separated files or globs -> sorted paths; a pattern matching nothing is an error."""
-    paths = []
-    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
-        matches = file_io.glob(pattern)
-        if not matches:
-            raise FileNotFoundError("--input_file: %r matches no file" % pattern)
-        paths.extend(matches)
-    return paths
 
 
 def _last_document_break(data):
@@ -613,7 +511,7 @@ class BlockWorker:
         if not documents:
             return [b""] * self.settings.num_outputs, counts, []
         instances = self.maker.from_documents(documents, rng, np_rng, counts)
-        frames = tfrecord_frames(self.encoder.encode(instances))
+        frames = records.tfrecord_frames(self.encoder.encode(instances))
         n = self.settings.num_outputs
         groups = [b"".join(frames[r::n]) for r in range(n)]
         examples = [self.describe(instances, i) for i in range(min(3, len(instances)))
@@ -754,7 +652,7 @@ def create_pretraining_data(input_patterns, output_paths, settings, num_workers=
     """Writes the records for `input_patterns` to `output_paths`; returns the `Progress`."""
     settings.validate()
     check_vocab(settings.vocab_file)
-    paths = expand_input_patterns(input_patterns)
+    paths = file_io.expand_patterns(input_patterns, flag="--input_file")
     total = sum(map(file_io.size, paths))
     progress = Progress(total)
     outputs = OutputFiles(output_paths)

@@ -8,7 +8,8 @@ The original BERT release shipped its vocabularies but no script to make one; th
 
 Input: the format of ``create_pretraining_data.py`` -- plain UTF-8 text, one sentence per line,
 blank lines between documents (the line structure does not matter here). ``--input_file`` is a
-comma-separated list of files or glob patterns (local files).
+comma-separated list of files or glob patterns, local or on any filesystem ``tf.io.gfile`` reads
+(``gs://...``); a file named twice is read once (see ``file_io.expand_patterns``).
 
 Output: ``--vocab_size`` lines in the layout of the released BERT vocabularies::
 
@@ -64,10 +65,9 @@ How it works
    to the more frequent pair, then to the pair of earlier-learned pieces, so the output depends only
    on the input.
 
-This script does not import TensorFlow (it starts in well under a second).
+This script does not import TensorFlow for local files (it starts in well under a second).
 """
 import collections
-import glob
 import heapq
 import os
 import sys
@@ -75,6 +75,7 @@ import time
 
 from absl import app, flags, logging
 
+import file_io
 import tokenization
 
 FLAGS = flags.FLAGS
@@ -136,52 +137,37 @@ class VocabSizeError(ValueError):
 # ---------------------------------------------------------------------------
 
 
-def expand_input_files(spec):
-    """The files named by ``spec``: comma-separated paths or glob patterns (matches sorted).
-
-    A pattern that matches nothing, or a path that is not a file, is an error naming it.
-    """
-    paths = []
-    for item in (part.strip() for part in (spec or "").split(",")):
-        if not item:
-            continue
-        if glob.has_magic(item):
-            matches = sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            if not matches:
-                raise ValueError("--input_file pattern %r matches no file" % item)
-            paths.extend(matches)
-        elif os.path.isfile(item):
-            paths.append(item)
-        elif os.path.exists(item):
-            raise ValueError("Input file %s is not a regular file" % item)
-        else:
-            raise ValueError("Input file %s does not exist" % item)
-    if not paths:
-        raise ValueError("--input_file names no file")
-    return list(dict.fromkeys(paths))  # drop repeats, keep order
-
-
 def read_text_blocks(path, block_bytes=1 << 22):
-    """Yields the text of ``path`` in blocks of whole lines (about ``block_bytes`` each).
+    """Yields the text of ``path`` (local or remote) in blocks of whole lines (about
+    ``block_bytes`` each, more when a line is longer).
 
     Bytes that are not UTF-8 are an error naming the file and the line.
     """
-    line_number = 0
-    with open(path, "rb") as f:
+    line_number = 0  # lines before the current block
+    pending = b""
+    with file_io.open_file(path, "rb") as f:
         while True:
-            lines = f.readlines(block_bytes)
-            if not lines:
+            data = f.read(block_bytes)
+            pending += data
+            cut = len(pending) if not data else pending.rfind(b"\n") + 1
+            if cut:
+                yield _decode_lines(pending[:cut], path, line_number)
+                line_number += pending.count(b"\n", 0, cut)
+                pending = pending[cut:]
+            if not data:
                 return
-            try:
-                text = b"".join(lines).decode("utf-8")
-            except UnicodeDecodeError:
-                # A UTF-8 sequence never contains b"\n", so the bad bytes are inside one line.
-                for index, line in enumerate(lines):
-                    tokenization.convert_to_unicode(
-                        line, source="Input file %s, line %d" % (path, line_number + index + 1))
-                raise  # not reached
-            line_number += len(lines)
-            yield text
+
+
+def _decode_lines(data, path, line_number):
+    """``data`` (whole lines of ``path`` after its first ``line_number``) decoded as UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # A UTF-8 sequence never contains b"\n", so the bad bytes are inside one line.
+        for index, line in enumerate(data.split(b"\n")):
+            tokenization.convert_to_unicode(
+                line, source="Input file %s, line %d" % (path, line_number + index + 1))
+        raise  # not reached
 
 
 # ---------------------------------------------------------------------------
@@ -297,6 +283,14 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
     """
     if scoring not in SCORINGS:
         raise ValueError("scoring must be one of %s, got %r" % (SCORINGS, scoring))
+    chars = _alphabet(word_counts, max_pieces, min_char_frequency)
+    learner = _MergeLearner(chars, word_counts, min_word_frequency, scoring == "likelihood")
+    return learner.learn(max_pieces, log_every)
+
+
+def _alphabet(word_counts, max_pieces, min_char_frequency):
+    """The characters to learn from (``select_characters``), checked to fit ``max_pieces`` in both
+    forms (``c`` and ``##c``)."""
     chars = select_characters(word_counts, min_char_frequency)
     if not chars:
         raise ValueError("No character is seen at least %d times (in words of at most %d "
@@ -309,15 +303,22 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
                                              2 * len(chars)))
         error.required = 2 * len(chars)
         raise error
-    strings = chars + ["##" + char for char in chars]  # symbol id -> piece
-    ids = {piece: i for i, piece in enumerate(strings)}
+    return chars
+
+
+def _segment_words(word_counts, chars, min_word_frequency):
+    """(words, freqs, symbol_counts): the words to learn from as lists of symbol ids (``c`` is
+    symbol i, ``##c`` symbol len(chars) + i, for chars[i]), their counts, and the count of each
+    symbol in the segmented corpus.
+
+    Words seen fewer than ``min_word_frequency`` times, too long to tokenize, or holding a
+    character outside ``chars`` (``[UNK]`` whatever is learned) are left out.  Single-character
+    words count towards the symbol counts (they are pieces of the segmented corpus too) but hold
+    no pair, so they are not in ``words``.
+    """
     initial = {char: i for i, char in enumerate(chars)}
     inner = {char: len(chars) + i for i, char in enumerate(chars)}
-    pieces = list(strings)
-
-    # Words as lists of symbol ids; unigram counts of the symbols (single-character words count:
-    # they are pieces of the segmented corpus too).
-    symbol_counts = [0] * len(strings)
+    symbol_counts = [0] * (2 * len(chars))
     words, freqs = [], []
     for word, count in sorted(word_counts.items(), key=lambda item: (-item[1], item[0])):
         if count < min_word_frequency or not _learnable(word):
@@ -331,9 +332,14 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
         if len(symbols) > 1:
             words.append(symbols)
             freqs.append(count)
+    return words, freqs, symbol_counts
 
+
+def _index_pairs(words, freqs):
+    """(pair_counts, pair_words): the count of each adjacent pair of symbols in the corpus, and for
+    each pair the indexes of the words that hold it."""
     pair_counts = {}
-    pair_words = collections.defaultdict(list)  # pair -> words that held it (may be stale)
+    pair_words = collections.defaultdict(list)  # pair -> words that held it (may go stale)
     for index, symbols in enumerate(words):
         count = freqs[index]
         pairs = [(symbols[i] << _SHIFT) | symbols[i + 1] for i in range(len(symbols) - 1)]
@@ -341,49 +347,98 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             pair_counts[pair] = pair_counts.get(pair, 0) + count
         for pair in dict.fromkeys(pairs):
             pair_words[pair].append(index)
+    return pair_counts, pair_words
 
-    likelihood = scoring == "likelihood"
-    symbol_pairs = collections.defaultdict(set)  # symbol -> live pairs containing it (likelihood)
-    if likelihood:
-        for pair in pair_counts:
-            symbol_pairs[pair >> _SHIFT].add(pair)
-            symbol_pairs[pair & _MASK].add(pair)
 
-    def key(pair):
-        """Heap key, smaller is better: (-score, -count) -- ties go to the smaller pair id."""
-        count = pair_counts[pair]
+class _MergeLearner:
+    """The incremental merge loop of ``learn_wordpiece`` (module docstring, "Learning is
+    incremental").
+
+    Symbols are ids into ``strings``; a pair of symbols is one int, ``(left << _SHIFT) | right``.
+    Invariant of ``heap``: every live pair has an entry whose key is <= (as good as or better
+    than) its current key.  A pair whose score improves is pushed again; a popped entry better
+    than the pair's current key is re-pushed with the current key; one worse than it is a
+    duplicate.
+    """
+
+    def __init__(self, chars, word_counts, min_word_frequency, likelihood):
+        self.strings = chars + ["##" + char for char in chars]  # symbol id -> piece
+        self.ids = {piece: i for i, piece in enumerate(self.strings)}
+        self.pieces = list(self.strings)  # the entries learned so far
+        self.likelihood = likelihood
+        self.words, self.freqs, self.symbol_counts = _segment_words(word_counts, chars,
+                                                                    min_word_frequency)
+        self.pair_counts, self.pair_words = _index_pairs(self.words, self.freqs)
+        # symbol -> live pairs containing it (likelihood scoring only)
+        self.symbol_pairs = collections.defaultdict(set)
         if likelihood:
-            return (-count / (symbol_counts[pair >> _SHIFT] * symbol_counts[pair & _MASK]), -count)
+            for pair in self.pair_counts:
+                self.symbol_pairs[pair >> _SHIFT].add(pair)
+                self.symbol_pairs[pair & _MASK].add(pair)
+        self.heap = [self.key(pair) + (pair,) for pair in self.pair_counts]
+        heapq.heapify(self.heap)
+
+    def key(self, pair):
+        """Heap key, smaller is better: (-score, -count) -- ties go to the smaller pair id."""
+        count = self.pair_counts[pair]
+        if self.likelihood:
+            counts = self.symbol_counts
+            return (-count / (counts[pair >> _SHIFT] * counts[pair & _MASK]), -count)
         return (-count, 0)
 
-    # Invariant: every live pair has a heap entry whose key is <= (as good as or better than) its
-    # current key.  A pair whose score improves is pushed again; a popped entry better than the
-    # pair's current key is re-pushed with the current key; one worse than it is a duplicate.
-    heap = [key(pair) + (pair,) for pair in pair_counts]
-    heapq.heapify(heap)
-    num_merges = 0
-    start = time.time()
-    while len(pieces) < max_pieces and heap:
-        entry = heapq.heappop(heap)
-        pair = entry[2]
-        if pair not in pair_counts:
-            continue
-        current = key(pair)
-        if current != entry[:2]:
+    def learn(self, max_pieces, log_every=0):
+        """Merges the best pair until there are ``max_pieces`` entries or no pair is left;
+        returns the entries."""
+        num_merges = 0
+        start = time.time()
+        while len(self.pieces) < max_pieces:
+            pair = self._pop_best_pair()
+            if pair is None:
+                break
+            piece = self._merge(pair)
+            num_merges += 1
+            if log_every and num_merges % log_every == 0:
+                logging.info("%d merges, %d entries, last %r (%.1f s)", num_merges,
+                             len(self.pieces), piece, time.time() - start)
+        return self.pieces
+
+    def _pop_best_pair(self):
+        """The live pair with the best current key, off the heap (None when the heap is empty)."""
+        heap, pair_counts = self.heap, self.pair_counts
+        while heap:
+            entry = heapq.heappop(heap)
+            pair = entry[2]
+            if pair not in pair_counts:
+                continue
+            current = self.key(pair)
+            if current == entry[:2]:
+                return pair
             if entry[:2] < current:
                 heapq.heappush(heap, current + (pair,))
-            continue
+        return None
 
+    def _merge(self, pair):
+        """Merges ``pair`` in every word that holds it; returns the merged piece."""
         left, right = pair >> _SHIFT, pair & _MASK
-        piece = strings[left] + strings[right][2:]  # the right part always starts with "##"
-        merged = ids.get(piece)
+        piece = self.strings[left] + self.strings[right][2:]  # the right part starts with "##"
+        merged = self.ids.get(piece)
         if merged is None:
-            merged = ids[piece] = len(strings)
-            strings.append(piece)
-            symbol_counts.append(0)
-            pieces.append(piece)
+            merged = self.ids[piece] = len(self.strings)
+            self.strings.append(piece)
+            self.symbol_counts.append(0)
+            self.pieces.append(piece)
         # (A piece already known -- "##ab"+"##c" after "##a"+"##bc" -- adds no entry.)
+        deltas, merged_count = self._merge_in_words(pair, left, right, merged)
+        self.symbol_counts[left] -= merged_count
+        self.symbol_counts[right] -= merged_count
+        self.symbol_counts[merged] += merged_count
+        self._update_pairs(deltas, left, right)
+        return piece
 
+    def _merge_in_words(self, pair, left, right, merged):
+        """Rewrites the words holding ``pair``; returns (the change of each pair's count, how
+        many times the pair was merged in the corpus)."""
+        words, freqs, pair_words = self.words, self.freqs, self.pair_words
         deltas = collections.defaultdict(int)
         merged_count = 0
         for index in set(pair_words.pop(pair)):
@@ -404,10 +459,12 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             for other in set(new_pairs).difference(old_pairs):
                 pair_words[other].append(index)
             words[index] = new_symbols
-        symbol_counts[left] -= merged_count
-        symbol_counts[right] -= merged_count
-        symbol_counts[merged] += merged_count
+        return deltas, merged_count
 
+    def _update_pairs(self, deltas, left, right):
+        """Applies the count changes of a merge of ``left right``, and pushes the pairs whose
+        score improved (rebuilding the heap when stale entries pile up)."""
+        pair_counts, symbol_pairs, likelihood = self.pair_counts, self.symbol_pairs, self.likelihood
         improved = set()
         for other, change in deltas.items():
             if not change:
@@ -415,7 +472,7 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             count = pair_counts.get(other, 0) + change
             if count <= 0:
                 del pair_counts[other]
-                pair_words.pop(other, None)
+                self.pair_words.pop(other, None)
                 if likelihood:
                     symbol_pairs[other >> _SHIFT].discard(other)
                     symbol_pairs[other & _MASK].discard(other)
@@ -430,16 +487,10 @@ def learn_wordpiece(word_counts, max_pieces, min_char_frequency=1, min_word_freq
             improved.update(symbol_pairs[left])
             improved.update(symbol_pairs[right])
         for other in sorted(improved):
-            heapq.heappush(heap, key(other) + (other,))
-        if len(heap) > 4 * len(pair_counts) + 100_000:  # drop the stale entries
-            heap = [key(other) + (other,) for other in pair_counts]
-            heapq.heapify(heap)
-
-        num_merges += 1
-        if log_every and num_merges % log_every == 0:
-            logging.info("%d merges, %d entries, last %r (%.1f s)", num_merges, len(pieces),
-                         piece, time.time() - start)
-    return pieces
+            heapq.heappush(self.heap, self.key(other) + (other,))
+        if len(self.heap) > 4 * len(pair_counts) + 100_000:  # drop the stale entries
+            self.heap = [self.key(other) + (other,) for other in pair_counts]
+            heapq.heapify(self.heap)
 
 
 def build_vocab(word_counts, vocab_size, num_unused=99, min_char_frequency=1,
@@ -550,7 +601,7 @@ def run(input_file, output_file, vocab_size=30522, do_lower_case=True, num_unuse
         min_char_frequency=1, min_word_frequency=1, scoring="frequency", pad_to_vocab_size=True):
     """Counts, learns, writes and evaluates; returns the evaluation dict (see evaluate_vocab)."""
     start = time.time()
-    paths = expand_input_files(input_file)
+    paths = file_io.expand_patterns(input_file, flag="--input_file")
     word_counts = count_words_in_files(paths, do_lower_case)
     logging.info("Counted %d words (%d distinct) in %d file(s) in %.1f s",
                  sum(word_counts.values()), len(word_counts), len(paths), time.time() - start)

@@ -35,6 +35,10 @@ def isfile(path) -> bool:
     return os.path.isfile(path)
 
 
+def isdir(path) -> bool:
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
 def glob(pattern):
     """The paths matching `pattern`, sorted."""
     if is_remote(pattern):
@@ -44,6 +48,63 @@ def glob(pattern):
         except Exception:  # pylint: disable=broad-except  (tf.errors.NotFoundError: no match)
             return []
     return sorted(_glob.glob(pattern))
+
+
+class InputFileError(ValueError):
+    """A file pattern of a flag that names no file to read.
+
+    The message starts with the flag and quotes the pattern, e.g.
+    `--input_file: 'corpus/*.txt' matches no file`; `flag` and `pattern` are kept as attributes.
+    """
+
+    def __init__(self, flag, pattern, problem):
+        self.flag, self.pattern = flag, pattern
+        super().__init__(f"{flag} {problem}" if pattern is None
+                         else f"{flag}: {pattern!r} {problem}")
+
+
+def expand_patterns(patterns, *, flag):
+    """The files named by `patterns`: comma-separated globs or plain paths, local or remote.
+
+    Files come in the order of the patterns, sorted within each glob. A file named more than once
+    (twice in the list, or by two overlapping globs) is listed once: read twice, its examples
+    would silently count double. Local globs match regular files only; remote globs are taken as
+    the filesystem lists them (checking each match would cost a request per file).
+
+    Args:
+      patterns: a comma-separated string, or a list of patterns; blank items are ignored.
+      flag: where the patterns came from, e.g. "--input_file", quoted in errors.
+    Returns:
+      The list of paths, each once.
+    Raises:
+      InputFileError (a ValueError) naming the flag and the pattern when a glob matches no file,
+      a plain path does not exist or is a directory, or there is no pattern at all.
+    """
+    if isinstance(patterns, str):
+        patterns = patterns.split(",")
+    patterns = [p.strip() for p in patterns or () if p and p.strip()]
+    if not patterns:
+        raise InputFileError(flag, None, "names no file")
+    files = []
+    for pattern in patterns:
+        files.extend(_expand_pattern(pattern, flag))
+    return list(dict.fromkeys(files))
+
+
+def _expand_pattern(pattern, flag):
+    """The sorted files of one glob, or [pattern] for a plain path that is a file."""
+    if _glob.has_magic(pattern):
+        matches = [p for p in glob(pattern) if is_remote(p) or os.path.isfile(p)]
+        if not matches:
+            raise InputFileError(flag, pattern, "matches no file")
+        return matches
+    if isfile(pattern):
+        return [pattern]
+    if isdir(pattern):
+        raise InputFileError(flag, pattern, "is a directory, not a file")
+    if not is_remote(pattern) and os.path.exists(pattern):
+        raise InputFileError(flag, pattern, "is not a regular file")
+    raise InputFileError(flag, pattern, "does not exist")
 
 
 def size(path) -> int:

@@ -125,6 +125,7 @@ import classifier_data
 import classifier_features
 import common_flags
 import file_io
+import input_pipeline
 import metrics
 import modeling
 import soft_labels
@@ -458,7 +459,7 @@ class Records:
 
     def dataset(self, mode, split, batch_size, is_training=False, input_context=None):
         """The records of one example set: in file order, unless `is_training`."""
-        return training.tfrecord_dataset([self.caches[mode, split]], self.feature_spec(mode),
+        return input_pipeline.tfrecord_dataset([self.caches[mode, split]], self.feature_spec(mode),
                                          batch_size, is_training, input_context)
 
 

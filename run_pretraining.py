@@ -37,6 +37,8 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import common_flags
+import file_io
+import input_pipeline
 import modeling
 import optimization
 import training
@@ -93,11 +95,11 @@ def check_flags(do_train, do_eval, input_file, bert_config_file, output_dir, max
 
 def find_input_files(input_file, max_seq_length, max_predictions_per_seq):
     """Expands --input_file and checks each file's first record against the flags."""
-    files = training.expand_input_patterns(input_file)
+    files = file_io.expand_patterns(input_file, flag="--input_file")
     logging.info("*** Input Files (%d) ***", len(files))
     for path in files[:20]:
         logging.info("  %s", path)
-    return training.check_tfrecord_features(
+    return input_pipeline.check_tfrecord_features(
         files, name_to_features(max_seq_length, max_predictions_per_seq),
         length_flags(max_seq_length, max_predictions_per_seq))
 
@@ -108,8 +110,8 @@ def make_dataset_fn(input_files, max_seq_length, max_predictions_per_seq, batch_
     features = name_to_features(max_seq_length, max_predictions_per_seq)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset(input_files, features, batch_size, is_training,
-                                         input_context)
+        return input_pipeline.tfrecord_dataset(input_files, features, batch_size, is_training,
+                                               input_context)
     return dataset_fn
 
 

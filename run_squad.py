@@ -57,6 +57,7 @@ from absl import app, flags, logging
 
 import common_flags
 import file_io
+import input_pipeline
 import modeling
 import squad_data
 import squad_features
@@ -182,7 +183,7 @@ def train(runner, fine_tuning, examples, input_file, settings, output_dir):
     spec = squad_features.name_to_features(settings.max_seq_length, is_training=True)
 
     def dataset_fn(input_context=None):
-        return training.tfrecord_dataset([train_file], spec, config.train_batch_size,
+        return input_pipeline.tfrecord_dataset([train_file], spec, config.train_batch_size,
                                          is_training=True, input_context=input_context)
 
     runner.train(config, loss_fn, dataset_fn, fine_tuning.optimizer)
@@ -192,7 +193,7 @@ def train(runner, fine_tuning, examples, input_file, settings, output_dir):
 
 def raw_results(runner, records_path, max_seq_length, batch_size):
     """squad_data.RawResult per window, in file order."""
-    dataset = training.tfrecord_dataset(
+    dataset = input_pipeline.tfrecord_dataset(
         [records_path], squad_features.name_to_features(max_seq_length, False), batch_size,
         is_training=False)
     results = []

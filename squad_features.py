@@ -23,9 +23,10 @@ import tensorflow as tf
 from absl import logging
 
 import file_io
+import input_pipeline
+import records
 import squad_data
 import tokenization
-import training
 
 CACHE_FORMAT = 1  # bump when the record layout or the features file changes
 
@@ -47,8 +48,8 @@ class FeatureSettings:
     def fingerprint(self, input_file, is_training):
         values = dataclasses.asdict(self)
         values.update(format=CACHE_FORMAT, is_training=is_training,
-                      vocab_file=training.file_sha256(self.vocab_file),
-                      input_file=training.file_sha256(input_file))
+                      vocab_file=input_pipeline.file_sha256(self.vocab_file),
+                      input_file=input_pipeline.file_sha256(input_file))
         return values
 
 
@@ -66,9 +67,6 @@ def name_to_features(max_seq_length, is_training):
     return spec
 
 
-def _int64s(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
 
 def serialize(feature, is_training):
     """One window (squad_data.InputFeatures) as a serialized tf.train.Example."""
@@ -79,7 +77,7 @@ def serialize(feature, is_training):
                       end_positions=[feature.end_position],
                       is_impossible=[int(feature.is_impossible)])
     return tf.train.Example(features=tf.train.Features(
-        feature={k: _int64s(v) for k, v in values.items()})).SerializeToString()
+        feature={k: records.int64_feature(v) for k, v in values.items()})).SerializeToString()
 
 
 def features_path(records_path):
@@ -138,7 +136,7 @@ def cached_features(path, input_file, examples, settings, is_training):
 
     if not is_training and not file_io.isfile(features_path(path)):
         file_io.remove_quietly(path + ".json")  # the records alone are not enough: rebuild
-    statistics, reused = training.cached_tfrecord(
+    statistics, reused = input_pipeline.cached_tfrecord(
         path, settings.fingerprint(input_file, is_training), write_records)
     logging.info("%s %s: %s windows of %d questions from %s (%s)",
                  "Reused" if reused else "Wrote", path, statistics.get("features", "?"),

@@ -22,7 +22,7 @@ How "ours" is measured: through the real training path, `training.Runner.train` 
 `optimization.create_optimizer`, on a OneDeviceStrategy. Each run is one `train()` call for
 `warmup_steps + steps` more steps with `save_checkpoints_steps` out of reach, so it writes a
 checkpoint only at its very end. The runner reports progress after every `iterations_per_loop`
-steps; the benchmark wraps that report (`training._Progress`) to take a timestamp, and times from
+steps; the benchmark passes it a `training.Progress` that also takes a timestamp, and times from
 the report that ends the warm-up steps to the last report. So the time counted covers everything
 `train()` does per loop (the compiled loop, reading the loss and the step, logging, summaries) and
 leaves out what happens once per call: tracing the loop (which falls in the warm-up steps),
@@ -147,9 +147,11 @@ class Ours:
     def __init__(self, dtype, data, initial):
         import tensorflow as tf
         import modeling
+        import input_pipeline
         import optimization
         import training
         self.tf, self.training, self.modeling = tf, training, modeling
+        self.input_pipeline = input_pipeline
         self.dtype = dtype
         self.data = data
         self.dir = tempfile.mkdtemp(prefix=f"bench_ours_{dtype}_")
@@ -165,7 +167,7 @@ class Ours:
         self.loss = None
 
     def dataset_fn(self, ctx):
-        batch = self.training.per_replica_batch_size(ctx, FLAGS.batch_size)
+        batch = self.input_pipeline.per_replica_batch_size(ctx, FLAGS.batch_size)
         return self.tf.data.Dataset.from_tensor_slices(self.data).repeat().batch(
             batch, drop_remainder=True)
 
@@ -173,7 +175,7 @@ class Ours:
         training = self.training
         stamps = {}
 
-        class TimedProgress(training._Progress):
+        class TimedProgress(training.Progress):
             """The runner's progress report, plus a timestamp per report."""
 
             def update(self, step, steps_done, loss, lr):
@@ -187,12 +189,8 @@ class Ours:
             num_train_steps=self.step + warmup + steps, train_batch_size=FLAGS.batch_size,
             iterations_per_loop=FLAGS.iterations_per_loop, save_checkpoints_steps=10**9,
             keep_checkpoint_max=1, **kwargs)
-        original, training._Progress = training._Progress, TimedProgress
-        try:
-            self.loss = self.runner.train(config, self.modeling.pretraining_loss, self.dataset_fn,
-                                          self.optimizer)
-        finally:
-            training._Progress = original
+        self.loss = self.runner.train(config, self.modeling.pretraining_loss, self.dataset_fn,
+                                      self.optimizer, progress=TimedProgress)
         start, end = stamps[self.step + warmup], stamps[self.step + warmup + steps]
         self.step += warmup + steps
         return steps * FLAGS.batch_size / (end - start)

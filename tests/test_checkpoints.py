@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import file_io
 import modeling
 from test_modeling import tiny_config, inputs
 
@@ -139,6 +140,22 @@ def test_manager_keeps_the_newest_and_writes_a_readable_state_file(tmp_path):
     again = checkpoints.CheckpointManager(str(tmp_path), variables, max_to_keep=2)
     again.save(40)
     assert not tf.io.gfile.glob(str(tmp_path / "model.ckpt-20*"))
+
+
+def test_interrupted_state_file_write_leaves_the_previous_state(tmp_path, monkeypatch):
+    _, _, variables = model_and_heads()
+    manager = checkpoints.CheckpointManager(str(tmp_path), variables, max_to_keep=2)
+    manager.save(10)
+
+    def failing_rename(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(file_io, "rename", failing_rename)  # the state file's move into place
+    with pytest.raises(OSError, match="disk full"):
+        manager.save(20)
+    monkeypatch.undo()
+    assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-10")
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
 
 
 def test_failed_save_leaves_the_existing_checkpoint_and_no_temporary_files(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import tensorflow as tf
 import classifier_data
 import classifier_features
 import tokenization
-import training
+import input_pipeline
 
 SEQ = 32
 WORDS = ("the a cat dog bird fish horse sat ran flew swam slept on under near by mat tree river "
@@ -59,7 +59,7 @@ def assert_nothing_half_written(directory):
 
 
 def parse(cache, spec):
-    return training.parse_examples(tf.stack(list(tf.data.TFRecordDataset(str(cache)))), spec)
+    return input_pipeline.parse_examples(tf.stack(list(tf.data.TFRecordDataset(str(cache)))), spec)
 
 
 @pytest.mark.parametrize("change", ["max_seq_length", "vocab", "do_lower_case", "text", "labels"])
@@ -133,7 +133,7 @@ def test_a_record_holds_the_pair_and_the_label_of_its_kind(vocab_file, task, lab
     tokenizer = tokenization.FullTokenizer(vocab_file, True)
     example = classifier_data.InputExample("train-0", "the cat sat .", "a dog", label)
     record, truncated = classifier_features.encode_example(tokenizer, task, example, 12)
-    parsed = training.parse_examples(tf.constant([record]), classifier_features.name_to_features(
+    parsed = input_pipeline.parse_examples(tf.constant([record]), classifier_features.name_to_features(
         12, task.kind, task.num_labels))
     pair = tokenization.encode_pair(tokenizer, example.text_a, example.text_b, 12)
     assert not truncated and parsed["input_ids"].numpy()[0].tolist() == pair.input_ids

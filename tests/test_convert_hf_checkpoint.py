@@ -282,6 +282,24 @@ def test_heads_round_trip_is_byte_identical(tiny_hf, tmp_path):
     assert not info["missing_keys"] and not info["unexpected_keys"], info
 
 
+def test_output_written_through_tf_io_gfile(tiny_hf, tmp_path):
+    """bert_to_hf into a directory tf.io.gfile reaches (ram:// here, gs:// in real use): the same
+    files as on a local disk, and no temporary file left behind."""
+    directory, _ = tiny_hf
+    convert.convert_hf_to_bert(str(tmp_path / "bert"), hf_model_dir=directory)
+    args = (str(tmp_path / "bert" / "bert_model.ckpt"), str(tmp_path / "bert" / "bert_config.json"))
+    vocab = str(tmp_path / "bert" / "vocab.txt")
+    convert.convert_bert_to_hf(*args, str(tmp_path / "local"), vocab_file=vocab)
+    remote = "ram://convert_hf_checkpoint/hf"
+    convert.convert_bert_to_hf(*args, remote, vocab_file=vocab)
+    names = sorted(os.listdir(tmp_path / "local"))
+    assert names == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+    assert sorted(tf.io.gfile.listdir(remote)) == names
+    for name in names:
+        with tf.io.gfile.GFile(f"{remote}/{name}", "rb") as f:
+            assert f.read() == (tmp_path / "local" / name).read_bytes(), name
+
+
 def test_untied_decoder_weight_is_reported(tiny_hf, tmp_path):
     directory, torch_model = tiny_hf
     state = {k: v.clone() for k, v in torch_model.state_dict().items()}

@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 import create_pretraining_data as cpd
+import file_io
 import tokenization
 from real_model import real_vocab_file
+from test_records import assert_framed_as_tfrecord_writer_frames
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_ROOT, "benchmarks"))
@@ -67,12 +69,7 @@ def demo_records(tmp_path_factory):
     return read_records(outputs), counts
 
 
-# --- serialization -----------------------------------------------------------------------------
-
-
-def test_crc32c_known_values():
-    crcs = cpd.crc32c_many([b"123456789", b"", b"a", b"\x00" * 32])
-    assert crcs.tolist() == [0xE3069283, 0x00000000, 0xC1D04330, 0x8A9136AA]
+# --- serialization (the shared primitives: tests/test_records.py) ------------------------------
 
 
 def random_instances(n, vocab_size, rng):
@@ -96,9 +93,9 @@ def random_instances(n, vocab_size, rng):
 def test_records_are_byte_identical_to_tensorflow(tmp_path):
     # Ids up to 2**21 exercise varints of 1 to 4 bytes.
     instances = random_instances(50, 2**21 + 5, random.Random(0))
-    records = cpd.ExampleEncoder(SEQ, PRED, vocab_size=2**21 + 5).encode(instances)
-    assert len(records) == 50
-    for i, record in enumerate(records):
+    serialized = cpd.ExampleEncoder(SEQ, PRED, vocab_size=2**21 + 5).encode(instances)
+    assert len(serialized) == 50
+    for i, record in enumerate(serialized):
         f = tf.train.Example.FromString(record).features.feature
         n, k, len_a = (int(a[i]) for a in (instances.lengths, instances.num_masked,
                                           instances.len_a))
@@ -111,14 +108,7 @@ def test_records_are_byte_identical_to_tensorflow(tmp_path):
         assert list(f["masked_lm_ids"].int64_list.value) == instances.masked_lm_ids[i].tolist()
         assert list(f["masked_lm_weights"].float_list.value) == [1.0] * k + [0.0] * (PRED - k)
         assert list(f["next_sentence_labels"].int64_list.value) == [i % 3 == 0]
-
-    ours = tmp_path / "ours.tfrecord"
-    ours.write_bytes(b"".join(cpd.tfrecord_frames(records)))
-    theirs = tmp_path / "theirs.tfrecord"
-    with tf.io.TFRecordWriter(str(theirs)) as writer:
-        for record in records:
-            writer.write(record)
-    assert ours.read_bytes() == theirs.read_bytes()
+    assert_framed_as_tfrecord_writer_frames(serialized, tmp_path)
 
 
 # --- the records on the demo corpus ------------------------------------------------------------
@@ -300,7 +290,7 @@ def test_empty_input_and_missing_files(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="no instances.*empty.txt"):
         run(tmp_path, inputs=str(empty))
-    with pytest.raises(FileNotFoundError, match="nothing-here"):
+    with pytest.raises(file_io.InputFileError, match="--input_file: .*nothing-here"):
         run(tmp_path, inputs=str(tmp_path / "nothing-here*.txt"))
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import create_vocab
+import file_io
 import tokenization
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -297,21 +298,33 @@ def test_deterministic(tmp_path, demo_counts):
 
 
 def test_input_files_and_globs(tmp_path):
+    # The patterns themselves: tests/test_file_io.py (file_io.expand_patterns).
     a = _write(tmp_path / "a.txt", "alpha beta\n\ngamma\n")
-    b = _write(tmp_path / "b.txt", "beta delta\n")
+    _write(tmp_path / "b.txt", "beta delta\n")
     _write(tmp_path / "c.md", "ignored\n")
     pattern = str(tmp_path / "*.txt")
-    assert create_vocab.expand_input_files(pattern) == [a, b]
-    assert create_vocab.expand_input_files("%s, %s,%s" % (b, pattern, a)) == [b, a]
-    counts = create_vocab.count_words_in_files(create_vocab.expand_input_files(pattern))
+    counts = create_vocab.count_words_in_files(
+        file_io.expand_patterns(pattern, flag="--input_file"))
     assert counts == {"alpha": 1, "beta": 2, "gamma": 1, "delta": 1}
-    with pytest.raises(ValueError, match="matches no file") as err:
-        create_vocab.expand_input_files(str(tmp_path / "*.csv"))
-    assert str(tmp_path) in str(err.value)
+    # run() reads a file named twice once.
+    stats = create_vocab.run("%s,%s" % (pattern, a), str(tmp_path / "vocab.txt"), vocab_size=200)
+    assert stats["words"] == 5
     missing = str(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="does not exist") as err:
-        create_vocab.expand_input_files("%s,%s" % (a, missing))
-    assert missing in str(err.value)
+        create_vocab.run("%s,%s" % (a, missing), str(tmp_path / "vocab.txt"))
+    assert "--input_file: %r" % missing in str(err.value)
+
+
+def test_text_blocks_are_whole_lines(tmp_path):
+    text = "".join("line %d%s\n" % (i, "x" * (i % 50)) for i in range(500)) + "no newline"
+    path = _write(tmp_path / "text.txt", text)
+    blocks = list(create_vocab.read_text_blocks(path, block_bytes=1000))
+    assert len(blocks) > 10 and "".join(blocks) == text
+    assert all(block.endswith("\n") for block in blocks[:-1])
+    long_line = _write(tmp_path / "long.txt", "a" * 5000 + "\nb\n")
+    # A line longer than a block is not cut.
+    assert list(create_vocab.read_text_blocks(long_line, block_bytes=1000)) == [
+        "a" * 5000 + "\nb\n"]
 
 
 def test_empty_corpus_names_the_file(tmp_path):

@@ -1,7 +1,7 @@
-"""run_pretraining.py end to end on a tiny model, and training.py's TFRecord input pipeline.
+"""run_pretraining.py end to end on a tiny model.
 
-The TFRecord files are written here, in the pretraining format of create_pretraining_data.py, with
-random but valid examples. One test runs the original README's command line in a subprocess; the
+The TFRecord files are written here (tests/test_input_pipeline.py's helpers), in the pretraining
+format of create_pretraining_data.py, with random but valid examples. One test runs the original README's command line in a subprocess; the
 others call main() in-process with explicit flags (faster: TensorFlow is imported once).
 """
 import os
@@ -17,68 +17,17 @@ import tensorflow as tf
 import checkpoints
 import modeling
 import run_pretraining
-import training
 import script_main
 from script_main import run_script_main
+from test_input_pipeline import FILE_SIZES, PRED, SEQ, make_examples, write_records
 from test_modeling import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEQ, PRED = 32, 5
-FILE_SIZES = (12, 9)  # 21 examples: with eval batches of 4 the last holds one (a replica idles)
 EVAL_KEYS = {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy",
              "next_sentence_loss", "global_step", "loss"}
 
 
 # -- Test data ------------------------------------------------------------------------------------
-
-def make_examples(n, seq=SEQ, pred=PRED, seed=0, first_id=0):
-    """{feature: array [n, ...]} of valid masked-LM / next-sentence examples (vocab 99)."""
-    rng = np.random.RandomState(seed)
-    out = {k: [] for k in ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
-                           "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")}
-    for _ in range(n):
-        length = rng.randint(seq // 2, seq + 1)
-        ids = np.zeros(seq, np.int64)
-        ids[:length] = rng.randint(5, 99, length)
-        ids[0] = 2  # [CLS]
-        mask = (np.arange(seq) < length).astype(np.int64)
-        segments = ((np.arange(seq) >= rng.randint(2, length - 1)) & (mask > 0)).astype(np.int64)
-        k = rng.randint(1, pred + 1)
-        positions = np.sort(rng.choice(np.arange(1, length), k, replace=False))
-        labels = ids[positions].copy()
-        ids[positions] = 4  # [MASK]
-        pad = pred - k
-        out["input_ids"].append(ids)
-        out["input_mask"].append(mask)
-        out["segment_ids"].append(segments)
-        out["masked_lm_positions"].append(np.pad(positions, (0, pad)))
-        out["masked_lm_ids"].append(np.pad(labels, (0, pad)))
-        out["masked_lm_weights"].append(np.array([1.0] * k + [0.0] * pad, np.float32))
-        out["next_sentence_labels"].append(np.array([rng.randint(2)], np.int64))
-    arrays = {k: np.stack(v) for k, v in out.items()}
-    arrays["example_id"] = np.arange(first_id, first_id + n, dtype=np.int64)[:, None]
-    return arrays
-
-
-def write_records(path, arrays, with_id=False, drop=(), as_int=()):
-    """Writes arrays as tf.train.Example records (optionally an example_id feature, or a feature
-    left out / written as int64)."""
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for i in range(len(arrays["input_ids"])):
-            feature = {}
-            for name, values in arrays.items():
-                if name in drop or (name == "example_id" and not with_id):
-                    continue
-                if values.dtype == np.float32 and name not in as_int:
-                    feature[name] = tf.train.Feature(
-                        float_list=tf.train.FloatList(value=values[i].tolist()))
-                else:
-                    feature[name] = tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=values[i].astype(np.int64).tolist()))
-            writer.write(tf.train.Example(
-                features=tf.train.Features(feature=feature)).SerializeToString())
-    return str(path)
-
 
 def concat(parts):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -306,17 +255,8 @@ def test_feature_length_mismatch_names_file_feature_and_flag(data, tmp_path):
         run_main(**tiny_flags(data, tmp_path / "out", do_eval=True, input_file=predictions))
 
 
-def test_wrong_type_missing_feature_and_corrupt_file_are_named(data, tmp_path):
-    features = run_pretraining.name_to_features(SEQ, PRED)
-    arrays = make_examples(2)
-    as_int = write_records(tmp_path / "int_weights.tfrecord", arrays, as_int=("masked_lm_weights",))
-    with pytest.raises(ValueError, match=r"int_weights.tfrecord: feature 'masked_lm_weights' is "
-                                         r"an int64_list but float32"):
-        training.check_tfrecord_features([as_int], features)
-    missing = write_records(tmp_path / "no_nsp.tfrecord", arrays, drop=("next_sentence_labels",))
-    with pytest.raises(ValueError, match=r"no_nsp.tfrecord: feature 'next_sentence_labels' is "
-                                         r"missing; the record has input_ids"):
-        training.check_tfrecord_features([missing], features)
+def test_corrupt_file_is_named(data, tmp_path):
+    # Other malformed records: tests/test_input_pipeline.py (check_tfrecord_features).
     corrupt = tmp_path / "corrupt.tfrecord"
     corrupt.write_bytes(b"this is not a TFRecord file, just some text\n" * 4)
     with pytest.raises(ValueError, match=r"corrupt.tfrecord: not a readable TFRecord file"):
@@ -326,77 +266,7 @@ def test_wrong_type_missing_feature_and_corrupt_file_are_named(data, tmp_path):
 
 def test_glob_matching_nothing_names_the_pattern(data, tmp_path):
     pattern = str(tmp_path / "nothing-*.tfrecord")
-    message = f"input file pattern {pattern!r} matches no file"
+    message = f"--input_file: {pattern!r} matches no file"
     with pytest.raises(ValueError, match=re.escape(message)):
         run_main(**tiny_flags(data, tmp_path / "out", do_train=True,
                               input_file=f"{data['pattern']},{pattern}"))
-
-
-def test_expand_input_patterns(data):
-    files = training.expand_input_patterns(f" {data['files'][1]} ,{data['pattern']},")
-    assert files == [data["files"][1], data["files"][0]]  # pattern order, each file once
-    with pytest.raises(ValueError, match="no input file pattern"):
-        training.expand_input_patterns(" , ")
-
-
-# -- The input pipeline ---------------------------------------------------------------------------
-
-def id_features():
-    return dict(run_pretraining.name_to_features(SEQ, PRED),
-                example_id=tf.io.FixedLenFeature([1], tf.int64))
-
-
-@pytest.fixture(scope="module")
-def id_files(tmp_path_factory):
-    """The two files again, with an example_id feature to tell the records apart."""
-    root = tmp_path_factory.mktemp("with_ids")
-    return [write_records(root / f"ids-{i}.tfrecord",
-                          make_examples(n, seed=i, first_id=sum(FILE_SIZES[:i])), with_id=True)
-            for i, n in enumerate(FILE_SIZES)]
-
-
-def ids_of(dataset, batches):
-    return np.concatenate([b["example_id"][:, 0].numpy() for b in dataset.take(batches)])
-
-
-def test_training_pipeline_shapes_dtypes_and_repeat(id_files):
-    dataset = training.tfrecord_dataset(id_files, id_features(), 8, is_training=True)
-    spec = dataset.element_spec
-    for name in ("input_ids", "input_mask", "segment_ids"):
-        assert spec[name].shape == [8, SEQ] and spec[name].dtype == tf.int32, name
-    assert spec["masked_lm_positions"].shape == [8, PRED]
-    assert spec["masked_lm_ids"].dtype == tf.int32
-    assert spec["masked_lm_weights"].shape == [8, PRED]
-    assert spec["masked_lm_weights"].dtype == tf.float32
-    assert spec["next_sentence_labels"].shape == [8, 1]
-    ids = ids_of(dataset, 10)  # 80 examples from 21 records: it repeats, and sees them all
-    assert len(ids) == 80 and set(ids) == set(range(sum(FILE_SIZES)))
-    per_replica = training.tfrecord_dataset(
-        id_files, id_features(), 8, is_training=True,
-        input_context=tf.distribute.InputContext(1, 0, num_replicas_in_sync=2))
-    assert per_replica.element_spec["input_ids"].shape == [4, SEQ]
-
-
-@pytest.mark.parametrize("use_both_files", [True, False])
-def test_training_pipelines_read_disjoint_data(id_files, use_both_files):
-    """Two input pipelines: each reads one file (2 files), or every other record (1 file)."""
-    files = id_files if use_both_files else id_files[:1]
-    seen = []
-    for index in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index,
-                                             num_replicas_in_sync=2)
-        seen.append(set(ids_of(training.tfrecord_dataset(files, id_features(), 8, True, context),
-                               12)))
-    assert not seen[0] & seen[1]
-    assert seen[0] | seen[1] == set(range(FILE_SIZES[0] if not use_both_files
-                                          else sum(FILE_SIZES)))
-
-
-def test_eval_pipeline_reads_every_record_once_in_file_order(id_files):
-    dataset = training.tfrecord_dataset(id_files, id_features(), 8, is_training=False)
-    sizes = [len(b["example_id"]) for b in dataset]
-    assert sizes == [8, 8, 5]  # no repeat, the remainder kept
-    np.testing.assert_array_equal(ids_of(dataset, 3), np.arange(sum(FILE_SIZES)))
-    batches = list(training.tfrecord_dataset(id_files, id_features(), 8, is_training=False,
-                                             drop_remainder=True))
-    assert len(batches) == 2

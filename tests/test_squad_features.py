@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import squad_data
 import squad_features
-import training
+import input_pipeline
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "did", "she", "go", "?", "who",
          "left", "to", "riverton", "."] + [str(n) for n in range(1, 41)]
@@ -46,7 +46,7 @@ def windows(settings_, path, is_training):
 
 
 def parse(path, spec):
-    return training.parse_examples(tf.stack(list(tf.data.TFRecordDataset(path))), spec)
+    return input_pipeline.parse_examples(tf.stack(list(tf.data.TFRecordDataset(path))), spec)
 
 
 @pytest.mark.parametrize("is_training", [True, False])

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import input_pipeline
 import modeling
 import optimization
 import training
@@ -42,7 +43,7 @@ def same_batch_dataset(batch_size=8):
     data = features(batch_size)
 
     def dataset_fn(ctx):
-        per_replica = training.per_replica_batch_size(ctx, batch_size)
+        per_replica = input_pipeline.per_replica_batch_size(ctx, batch_size)
         return tf.data.Dataset.from_tensor_slices(data).batch(per_replica).repeat()
     return dataset_fn
 
@@ -240,3 +241,24 @@ def test_loops_end_at_checkpoints_callbacks_and_the_last_step():
     assert loop_ends([callback]) == [3, 4, 6, 8, 9, 11]
     assert [s for s in loop_ends([callback]) if callback.due(s, 11)] == [3, 6, 9, 11]
     assert not training.StepCallback(3, None, at_end=False).due(11, 11)
+
+
+def test_progress_reports_every_loop_and_resumes_after_callbacks(tmp_path):
+    reports = []
+
+    class RecordingProgress(training.Progress):
+        def update(self, step, steps_done, loss, lr):
+            reports.append(("update", step, steps_done))
+            super().update(step, steps_done, loss, lr)
+
+        def resume(self):
+            reports.append(("resume",))
+            super().resume()
+
+    runner = training.Runner(one_device(), build(), str(tmp_path))
+    config = training.TrainConfig(num_train_steps=5, train_batch_size=8, iterations_per_loop=2,
+                                  save_checkpoints_steps=100)
+    runner.train(config, loss_fn, same_batch_dataset(), optimization.create_optimizer(1e-3, 5, 0),
+                 callbacks=[training.StepCallback(3, lambda step: None, at_end=False)],
+                 progress=RecordingProgress)
+    assert reports == [("update", 2, 2), ("update", 3, 1), ("resume",), ("update", 5, 2)]

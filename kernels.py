@@ -41,7 +41,8 @@ computes it inside the loop that applies it, and gradients recompute it instead 
 
 Dimension legend used in shape comments:
   B = batch size, S = sequence length (F = "from", T = "to" in attention), H = hidden size,
-  N = attention heads, D = size per head (H / N), V = vocabulary size,
+  N = attention heads, D = size per head (H / N), I = intermediate size, V = vocabulary size,
+  P = masked positions per sequence,
   C = the last axis of any tensor (what a bias or a LayerNorm runs along), R = all other axes.
 """
 

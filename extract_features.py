@@ -68,9 +68,10 @@ of consecutive lines (the whole input for npz; for jsonl and tfrecord as many li
 WINDOW_BYTES of outputs waiting to be written in order), sorted by length within the window and
 cut into batches of --batch_size, each padded only to its own longest line; outputs are put back
 into input order. The model runs in one `tf.function` with an input signature of [None, None]
-int32 tensors: traced once, whatever the batch's length. (modeling's XLA-compiled elementwise
-functions are traced as ordinary TensorFlow ops here: XLA would compile them again for every new
-sequence length, ~0.3-1 s each, to save ~5% of a float32 inference step, ~15% in bfloat16.)
+int32 tensors: traced once, whatever the batch's length. (The model's XLA-compiled elementwise
+kernels are traced as ordinary TensorFlow ops here, `kernels.compile_with_xla(False)`: XLA would
+compile them again for every new sequence length, ~0.3-1 s each, to save ~5% of a float32
+inference step, ~15% in bfloat16.)
 Pooling and the selection of real tokens happen in the same function, so only the requested
 numbers leave it. Formatting and writing run in a background thread. --precision=bfloat16 runs
 the matrix products in bfloat16. A progress line goes to stderr. Per-token JSON is big (about 10
@@ -84,7 +85,6 @@ checkpoint (cls/*, optimizer slots) are ignored.
 """
 
 import array
-import contextlib
 import json
 import os
 import queue
@@ -103,6 +103,7 @@ from absl import app, flags, logging
 import checkpoints
 import common_flags
 import file_io
+import kernels
 import modeling
 import records
 import tokenization
@@ -149,8 +150,6 @@ _NO_CHECKPOINT = ("--init_checkpoint is required (a pretrained checkpoint such a
 # lines of one such window are sorted by length together.
 WINDOW_BYTES = 256 << 20
 PROGRESS_SECONDS = 5.0
-# modeling's switches for its XLA-compiled elementwise functions (the name has changed once).
-_XLA_SWITCHES = ("COMPILE_ELEMENTWISE_WITH_XLA", "COMPILE_GELU_WITH_XLA")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -267,23 +266,6 @@ def read_examples(input_file, tokenizer, max_seq_length):
 # The model
 
 
-@contextlib.contextmanager
-def _elementwise_ops_without_xla():
-    """Traces modeling's XLA-compiled elementwise functions as ordinary TensorFlow ops.
-
-    XLA compiles a function once per input shape; batches sorted by length come in many lengths,
-    and each new one would cost a compilation (~0.3-1 s on CPU) to save ~5% of a step.
-    """
-    saved = {name: getattr(modeling, name) for name in _XLA_SWITCHES if hasattr(modeling, name)}
-    try:
-        for name in saved:
-            setattr(modeling, name, False)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(modeling, name, value)
-
-
 def restore_bert(model, init_checkpoint):
     """Loads the model's variables from `init_checkpoint` (strict: every bert/ variable but the
     pooler must be there). Raises checkpoints.CheckpointError."""
@@ -335,7 +317,8 @@ class FeatureExtractor:
         else:
             spec = tf.TensorSpec([None, None], tf.int32)
             self._step = tf.function(self._outputs, input_signature=[spec, spec, spec])
-            with _elementwise_ops_without_xla():
+            # Without XLA: it would compile the kernels again for every new batch length.
+            with kernels.compile_with_xla(False):
                 self._step.get_concrete_function()
 
     def check_ids(self, examples):
@@ -374,7 +357,7 @@ class FeatureExtractor:
         return outputs
 
     def _run(self, input_ids, input_mask, segment_ids):
-        with _elementwise_ops_without_xla():
+        with kernels.compile_with_xla(False):   # for the traces made here (TPU, replicas)
             if self.num_replicas == 1:
                 return self._step(input_ids, input_mask, segment_ids).numpy()
             per_replica = input_ids.shape[0] // self.num_replicas

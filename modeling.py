@@ -1,18 +1,21 @@
 """The BERT model and its heads, on TensorFlow 2 (eager + tf.function).
 
 The module tree mirrors the original variable scopes, so every checkpoint name maps to one obvious
-place in the code:
+place in the code (class, and attribute of its parent):
 
-  bert/embeddings/...                         Embeddings
-  bert/encoder/layer_{i}/attention/self/...   SelfAttention
-  bert/encoder/layer_{i}/attention/output/... Attention (output dense + LayerNorm)
-  bert/encoder/layer_{i}/intermediate/...     TransformerLayer.intermediate
-  bert/encoder/layer_{i}/output/...           TransformerLayer.output / output_norm
-  bert/pooler/dense/...                       BertModel.pooler
-  cls/predictions/...                         MaskedLMHead
-  cls/seq_relationship/...                    NextSentenceHead
-  output_weights, output_bias                 ClassifierHead (run_classifier's names)
-  cls/squad/...                               SpanHead
+  bert/embeddings/...                            Embeddings          BertModel.embeddings
+  bert/encoder/layer_{i}/...                     TransformerLayer    BertModel.layers[i]
+    attention/self/{query,key,value}/...         SelfAttention       .attention
+    attention/output/dense/...                   Dense               .attention_output
+    attention/output/LayerNorm/...               LayerNorm           .attention_norm
+    intermediate/dense/...                       Dense               .intermediate
+    output/dense/...                             Dense               .output
+    output/LayerNorm/...                         LayerNorm           .output_norm
+  bert/pooler/dense/...                          Dense               BertModel.pooler
+  cls/predictions/...                            MaskedLMHead        BertPretrainer.mlm
+  cls/seq_relationship/...                       NextSentenceHead    BertPretrainer.nsp
+  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier
+  cls/squad/...                                  SpanHead            BertQuestionAnswering.span
 
 Every variable is created with its full original name (`tf.Variable(name=...)`), and
 `named_variables()` returns them keyed by that name; `checkpoints.py` reads and writes name-based
@@ -20,7 +23,13 @@ checkpoints from that mapping, so the names on disk are exactly the original one
 
 Precision: variables are always float32. With `compute_dtype=tf.bfloat16` the matrix products run in
 bfloat16 while LayerNorm, softmax, the pooler's tanh input and every loss run in float32. Gradients
-of kernels and biases come out of bfloat16 products (summed in float32, rounded to bfloat16 once).
+of weight matrices and biases come out of bfloat16 products (summed in float32, rounded to bfloat16
+once).
+
+The elementwise work between the matrix products (GELU, LayerNorm, dropout, the attention softmax,
+the cross entropy) runs as fused kernels with hand-written gradients: `kernels.py`, where each
+kernel sits beside a plain TensorFlow reference of the same function and the performance reasoning
+is written down.
 
 Dimension legend used in shape comments:
   B = batch size, S = sequence length (F = "from", T = "to" in attention),
@@ -29,7 +38,6 @@ Dimension legend used in shape comments:
 """
 
 import copy
-import functools
 import json
 import logging
 import math
@@ -38,10 +46,14 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+import file_io
+import kernels
+
 logger = logging.getLogger(__name__)
 
-# LayerNorm epsilon of the original implementation (the TF1 layer_norm default it used).
-LAYER_NORM_EPSILON = 1e-12
+# LayerNorm epsilon of the original implementation (the TF1 layer_norm default it used), which
+# the LayerNorm kernels apply.
+LAYER_NORM_EPSILON = kernels.LAYER_NORM_EPSILON
 # Additive attention bias for padded positions, as the original (not -inf, so rows of pure padding
 # still give a finite softmax).
 MASK_BIAS = -10000.0
@@ -155,11 +167,8 @@ class BertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, json_file):
-        """Writes the config atomically (temporary name, then rename)."""
-        tmp = f"{json_file}.tmp"
-        with tf.io.gfile.GFile(tmp, "w") as writer:
-            writer.write(self.to_json_string())
-        tf.io.gfile.rename(tmp, json_file, overwrite=True)
+        """Writes the config atomically (file_io: temporary name, then rename)."""
+        file_io.write_text_atomically(json_file, self.to_json_string())
 
     def __eq__(self, other):
         return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
@@ -169,156 +178,10 @@ class BertConfig:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Small building blocks
-
-
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-# Performance: the elementwise work between the matrix products (bias + head split of q, k, v;
-# the attention softmax with its dropout; bias + dropout + residual + LayerNorm; bias + GELU; the
-# masked-LM logits' bias and cross entropy) runs as small XLA-compiled functions, each of which XLA
-# turns into one or a few loops over the tensor instead of one TensorFlow op (and one pass over
-# memory) per step of the formula; the matrix products stay with oneDNN, whose bfloat16 products
-# are about twice as fast as XLA's on CPU (so compiling the whole step is slower). Their gradients
-# are written out and compiled the same way; they recompute cheap intermediates (statistics,
-# softmax, dropout masks) from the inputs rather than keeping them. Set
-# COMPILE_ELEMENTWISE_WITH_XLA = False to run the same functions as ordinary TensorFlow ops.
-COMPILE_ELEMENTWISE_WITH_XLA = True
-
-
-def _maybe_xla(fn):
-    """`fn`, compiled with XLA when COMPILE_ELEMENTWISE_WITH_XLA (read at call time).
-
-    Python arguments (dropout rates, None) are fixed at trace time: one compilation per value.
-    """
-    compiled = tf.function(fn, jit_compile=True, autograph=False)
-
-    @functools.wraps(fn)
-    def call(*args):
-        return (compiled if COMPILE_ELEMENTWISE_WITH_XLA else fn)(*args)
-
-    return call
-
-
-def _wide(dtype):
-    """float32 for 16-bit dtypes (TensorFlow's bfloat16 erfc is slow and coarse), else dtype."""
-    return tf.float32 if dtype.size < 4 else dtype
-
-
-def _sum_rows(x):
-    """float32 x [..., C] summed over all axes but the last -> [C] (a bias's gradient).
-
-    Performance: written as a product with a vector of ones because XLA on CPU compiles a plain
-    reduce_sum over the leading axes into a slow strided loop (~8x slower at [B * S, I]); its
-    matrix-vector product reads the rows contiguously.
-    """
-    rows = tf.reshape(x, [-1, tf.shape(x)[-1]])
-    return tf.matmul(tf.ones([1, tf.shape(rows)[0]], x.dtype), rows)[0]
-
-
-def bias_gradient(d):
-    """d [..., C] (a gradient in the compute dtype) summed over all axes but the last -> float32 [C].
-
-    Outside XLA (performance): oneDNN's product with a row of ones reads a bfloat16 d directly,
-    about three times as fast as XLA's float32 column sum. The sums accumulate in float32; for a
-    bfloat16 d they are rounded to bfloat16 once, as the kernels' gradients are.
-    """
-    if d.dtype == tf.float16:  # float16 sums could overflow
-        d = tf.cast(d, tf.float32)
-    rows = tf.reshape(d, [-1, tf.shape(d)[-1]])
-    return tf.cast(tf.matmul(tf.ones([1, tf.shape(rows)[0]], d.dtype), rows)[0], tf.float32)
-
-
-# -- GELU
-
-
-def _normal_cdf(h, result_dtype):
-    """Phi(h) for the wide h; cheaper and coarser in the far left tail for a 16-bit result.
-
-    0.5 * erfc(-h / sqrt(2)) is accurate to float round-off relative to Phi(h) everywhere. For a
-    16-bit result the erf form 0.5 + 0.5 * erf(h / sqrt(2)) is used instead (performance: XLA's
-    erf is about twice as fast as its erfc): the same up to an absolute error of ~6e-8, i.e. a
-    GELU error of ~6e-8 * |h|, relatively large only where GELU(h) is tiny (h < -4).
-    """
-    if result_dtype.size < 4:
-        return 0.5 + 0.5 * tf.math.erf(_SQRT_HALF * h)
-    return 0.5 * tf.math.erfc(-_SQRT_HALF * h)
-
-
-def _gelu_f(h, result_dtype):
-    return h * _normal_cdf(h, result_dtype)
-
-
-def _gelu_grad_f(h, dy, result_dtype):
-    """dy * GELU'(h) = dy * (Phi(h) + h * phi(h))."""
-    pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(h))
-    return dy * (_normal_cdf(h, result_dtype) + h * pdf)
-
-
-@_maybe_xla
-def _gelu_forward(x):
-    return tf.cast(_gelu_f(tf.cast(x, _wide(x.dtype)), x.dtype), x.dtype)
-
-
-@_maybe_xla
-def _gelu_backward(x, dy):
-    xw = tf.cast(x, _wide(x.dtype))
-    return tf.cast(_gelu_grad_f(xw, tf.cast(dy, xw.dtype), x.dtype), x.dtype)
-
-
-@tf.custom_gradient
-def gelu(x):
-    """Exact GELU, x * Phi(x) with the Gaussian CDF (as HuggingFace's "gelu").
-
-    Performance: computed in float32 for 16-bit inputs, and with its gradient written out
-    (dy * (Phi(x) + x * phi(x))) rather than derived op by op from erfc. Same values as
-    tf.nn.gelu up to float round-off.
-    """
-    return _gelu_forward(x), lambda dy: _gelu_backward(x, dy)
-
-
-@_maybe_xla
-def _bias_gelu_forward(y, bias):
-    h = tf.cast(y, _wide(y.dtype)) + tf.cast(bias, _wide(y.dtype))
-    return tf.cast(_gelu_f(h, y.dtype), y.dtype)
-
-
-@_maybe_xla
-def _bias_gelu_backward(y, bias, dy):
-    h = tf.cast(y, _wide(y.dtype)) + tf.cast(bias, _wide(y.dtype))
-    return tf.cast(_gelu_grad_f(h, tf.cast(dy, h.dtype), y.dtype), y.dtype)
-
-
-@tf.custom_gradient
-def bias_gelu(y, bias):
-    """gelu(y + bias), the bias added in float32; one pass each way (and the bias gradient)."""
-    def grad(dy):
-        dh = _bias_gelu_backward(y, bias, dy)
-        return dh, tf.cast(bias_gradient(dh), bias.dtype)
-
-    return _bias_gelu_forward(y, bias), grad
-
-
-@_maybe_xla
-def _add_bias_float32_forward(y, bias):
-    return tf.cast(y, tf.float32) + bias
-
-
-@tf.custom_gradient
-def add_bias_float32(y, bias):
-    """float32(y) + bias (float32). Fused for the [B, P, V] masked-LM logits (performance: the
-    cast and the bias add in one pass; same values)."""
-    def grad(dz):
-        dy = tf.cast(dz, y.dtype)
-        return dy, bias_gradient(dy)
-
-    return _add_bias_float32_forward(y, bias), grad
-
+# Small building blocks (the fused elementwise kernels they call are in kernels.py)
 
 # Activations that Dense fuses with its bias add (the others are applied after a plain `+`).
-_FUSED_BIAS_ACTIVATIONS = {gelu: bias_gelu}
+_FUSED_BIAS_ACTIVATIONS = {kernels.gelu: kernels.bias_gelu}
 
 
 def gelu_tanh(x):
@@ -327,7 +190,7 @@ def gelu_tanh(x):
 
 
 ACTIVATIONS = {
-    "gelu": gelu,
+    "gelu": kernels.gelu,
     "gelu_new": gelu_tanh,
     "gelu_tanh": gelu_tanh,
     "relu": tf.nn.relu,
@@ -359,88 +222,6 @@ def _ones(shape):
 def new_variable(name, shape, initializer):
     """A float32 trainable variable carrying its full checkpoint name."""
     return tf.Variable(initializer(shape), name=name, dtype=tf.float32)
-
-
-# -- Dropout
-#
-# Why not tf.nn.dropout: on a bfloat16 tensor it draws bfloat16 uniforms (8 significant bits), so it
-# drops about 10.15% instead of 10% and scales the kept values by bfloat16(1 / 0.9) = 1.109375; and
-# TensorFlow's random-number kernels cost ~3 ns per element on CPU, more than any other elementwise
-# work of a training step.
-#
-# Here element i of a tensor (i = its row-major index) is dropped iff the high 32 bits of the
-# SplitMix64 output for it, mix64(key + (i + 1) * GAMMA) (Steele, Lea & Flood, "Fast splittable
-# pseudorandom number generators", 2014; a counter-based form of the generator), are below
-# round(rate * 2**32): the drop probability is `rate` to within 2**-33 whatever the dtype. Kept
-# values are multiplied by 1 / (1 - rate) in float32 (in x's dtype when wider) and only then cast
-# back. `key` is a fresh 64-bit value per call, drawn with TensorFlow's stateful generator (so
-# tf.random.set_seed makes runs repeatable); keys are random, so two calls' counter ranges
-# overlap with negligible probability. The mask is a pure function of (key, index), so XLA computes
-# it inside the loop that applies it, and gradients recompute it instead of storing it.
-
-_SPLITMIX_GAMMA = 0x9E3779B97F4A7C15
-_SPLITMIX_MUL1 = 0xBF58476D1CE4E5B9
-_SPLITMIX_MUL2 = 0x94D049BB133111EB
-
-
-def new_dropout_key():
-    """A fresh random int64 dropout key (TensorFlow's stateful generator; obeys set_seed)."""
-    return tf.random.uniform([], tf.int64.min, tf.int64.max, dtype=tf.int64)
-
-
-def _u64(value):
-    return tf.constant(value, tf.uint64)
-
-
-def _flat_index(shape):
-    """uint64 [*shape]: each element's row-major index, as a sum of broadcast iotas.
-
-    `shape` is a 1-D int32 tensor of static rank; XLA folds the iotas into the loop that uses them.
-    """
-    rank = shape.shape[0]
-    index, stride = _u64(0), _u64(1)
-    for axis in reversed(range(rank)):
-        iota = tf.cast(tf.range(shape[axis]), tf.uint64)
-        index = index + tf.reshape(iota, [-1] + [1] * (rank - 1 - axis)) * stride
-        stride = stride * tf.cast(shape[axis], tf.uint64)
-    return tf.broadcast_to(index, shape)
-
-
-def _keep_mask(shape, key, rate):
-    """bool [*shape]: True where an element is kept (probability 1 - rate, see above)."""
-    z = tf.bitcast(key, tf.uint64) + (_flat_index(shape) + _u64(1)) * _u64(_SPLITMIX_GAMMA)
-    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(30))) * _u64(_SPLITMIX_MUL1)
-    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(27))) * _u64(_SPLITMIX_MUL2)
-    z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, _u64(31)))
-    # high 32 bits >= t  <=>  z >= t * 2**32 (the low bits add less than 2**32).
-    threshold = min(round(rate * 2**32), 2**32 - 1)
-    return z >= _u64(threshold << 32)
-
-
-def _apply_dropout(h, key, rate):
-    """h (float32 or wider) with dropout: dropped elements 0, kept ones h / (1 - rate)."""
-    scale = tf.constant(1.0 / (1.0 - rate), h.dtype)
-    return tf.where(_keep_mask(tf.shape(h), key, rate), h * scale, tf.zeros([], h.dtype))
-
-
-@_maybe_xla
-def _dropout_xla(x, key, rate):
-    """Dropout of x with `key`; the same function is its own gradient (dy * mask * scale)."""
-    return tf.cast(_apply_dropout(tf.cast(x, _wide(x.dtype)), key, rate), x.dtype)
-
-
-def dropout(x, rate, training):
-    """Inverted dropout with drop probability `rate` in any dtype (see above); identity unless
-    training."""
-    if not training or rate == 0.0:
-        return x
-    key = new_dropout_key()
-
-    @tf.custom_gradient
-    def apply(x):
-        return _dropout_xla(x, key, rate), lambda dy: _dropout_xla(dy, key, rate)
-
-    return apply(x)
 
 
 class Dense(tf.Module):
@@ -495,145 +276,15 @@ class LayerNorm(tf.Module):
         self.beta = new_variable(f"{scope}/beta", [size], _zeros)
 
     def __call__(self, x):
-        return layer_norm(x, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta))
+        return kernels.layer_norm(x, tf.convert_to_tensor(self.gamma),
+                                  tf.convert_to_tensor(self.beta))
 
     def add_and_norm(self, y, bias, residual, dropout_rate, training):
-        """LayerNorm(dropout(y + bias) + residual): see dropout_add_layer_norm."""
-        return dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
-                                      tf.convert_to_tensor(self.gamma),
-                                      tf.convert_to_tensor(self.beta),
-                                      dropout_rate if training else 0.0)
-
-
-def _normalize(z):
-    """((z - mean) * rstd, rstd) over the last axis of float32 z."""
-    mean = tf.reduce_mean(z, axis=-1, keepdims=True)
-    centered = z - mean
-    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
-                         + LAYER_NORM_EPSILON)
-    return centered * rstd, rstd
-
-
-def _normalize_grad(dy, gamma, normed, rstd):
-    """d LayerNorm / d input: rstd * (g - mean(g) - normed * mean(g * normed)), g = dy * gamma.
-
-    Written out instead of derived op by op from tf.nn.moments and tf.nn.batch_normalization,
-    which takes about twice as many passes. Same values up to float round-off.
-    """
-    g = dy * gamma
-    return rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
-                   - normed * tf.reduce_mean(g * normed, axis=-1, keepdims=True))
-
-
-@_maybe_xla
-def _layer_norm_forward(x, gamma, beta):
-    normed, _ = _normalize(tf.cast(x, tf.float32))
-    return tf.cast(normed * gamma + beta, x.dtype)
-
-
-@_maybe_xla
-def _layer_norm_backward(x, gamma, dy):
-    """(dx, dgamma, dbeta); the statistics are recomputed from x rather than kept."""
-    normed, rstd = _normalize(tf.cast(x, tf.float32))
-    dy = tf.cast(dy, tf.float32)
-    return (tf.cast(_normalize_grad(dy, gamma, normed, rstd), x.dtype),
-            _sum_rows(dy * normed), _sum_rows(dy))
-
-
-@tf.custom_gradient
-def layer_norm(x, gamma, beta):
-    """LayerNorm of the last axis in float32, returned in x's dtype."""
-    return _layer_norm_forward(x, gamma, beta), lambda dy: _layer_norm_backward(x, gamma, dy)
-
-
-def _dropped_sum(y, bias, residual, key, rate):
-    """float32 dropout(y + bias) + residual."""
-    h = tf.cast(y, tf.float32) + bias
-    if rate:
-        h = _apply_dropout(h, key, rate)
-    return h + tf.cast(residual, tf.float32)
-
-
-@_maybe_xla
-def _add_norm_forward(y, bias, residual, gamma, beta, key, rate):
-    normed, _ = _normalize(_dropped_sum(y, bias, residual, key, rate))
-    return tf.cast(normed * gamma + beta, residual.dtype)
-
-
-@_maybe_xla
-def _add_norm_backward(y, bias, residual, gamma, key, rate, dout):
-    """(dy, dresidual, dgamma), recomputing the forward pass and the mask."""
-    normed, rstd = _normalize(_dropped_sum(y, bias, residual, key, rate))
-    dout = tf.cast(dout, tf.float32)
-    dz = _normalize_grad(dout, gamma, normed, rstd)               # d(sum)
-    dh = _apply_dropout(dz, key, rate) if rate else dz            # d(y + bias)
-    return tf.cast(dh, y.dtype), tf.cast(dz, residual.dtype), _sum_rows(dout * normed)
-
-
-def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate):
-    """LayerNorm(dropout(y + bias) + residual) in float32, returned in residual's dtype.
-
-    y [..., H] is a matrix product without its float32 bias; rate 0 means no dropout. The block
-    that ends each half of a transformer layer, fused (performance: one XLA function each way
-    instead of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual
-    sum are float32 instead of bfloat16 (only more accurate); in float32 the same values as the
-    separate ops up to float round-off.
-    """
-    key = new_dropout_key() if rate else None
-
-    @tf.custom_gradient
-    def fused(y, bias, residual, gamma, beta):
-        def grad(dout):
-            dy, dresidual, dgamma = _add_norm_backward(y, bias, residual, gamma, key, rate, dout)
-            return dy, bias_gradient(dy), dresidual, dgamma, bias_gradient(dout)
-
-        return _add_norm_forward(y, bias, residual, gamma, beta, key, rate), grad
-
-    return fused(y, bias, residual, gamma, beta)
-
-
-# -- Attention probabilities
-
-
-def _attention_softmax(scores, bias):
-    return tf.nn.softmax(tf.cast(scores, tf.float32) + bias)
-
-
-@_maybe_xla
-def _attention_probs_forward(scores, bias, key, rate):
-    probs = _attention_softmax(scores, bias)
-    if rate:
-        probs = _apply_dropout(probs, key, rate)
-    return tf.cast(probs, scores.dtype)
-
-
-@_maybe_xla
-def _attention_probs_backward(scores, bias, key, rate, dprobs):
-    """d scores, recomputing the softmax and the mask rather than keeping them."""
-    probs = _attention_softmax(scores, bias)
-    dp = tf.cast(dprobs, tf.float32)
-    if rate:
-        dp = _apply_dropout(dp, key, rate)
-    return tf.cast(probs * (dp - tf.reduce_sum(dp * probs, axis=-1, keepdims=True)), scores.dtype)
-
-
-def attention_probs(scores, attention_bias, rate):
-    """dropout(softmax(scores + attention_bias)) in float32, returned in scores' dtype.
-
-    Softmax in float32 because bfloat16's 8-bit mantissa loses the small probabilities. Fused
-    (performance: the largest elementwise tensor of attention, [B, N, F, T], is read and written
-    once each way). attention_bias (from the input mask) gets no gradient.
-    """
-    key = new_dropout_key() if rate else None
-
-    @tf.custom_gradient
-    def fused(scores):
-        def grad(dprobs):
-            return _attention_probs_backward(scores, attention_bias, key, rate, dprobs)
-
-        return _attention_probs_forward(scores, attention_bias, key, rate), grad
-
-    return fused(scores)
+        """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm."""
+        return kernels.dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
+                                              tf.convert_to_tensor(self.gamma),
+                                              tf.convert_to_tensor(self.beta),
+                                              dropout_rate if training else 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -674,7 +325,7 @@ class Embeddings(tf.Module):
         x += self._lookup(self.token_type_embeddings, token_type_ids)       # [B, S, H]
         x += self.position_embeddings[:tf.shape(input_ids)[1]][tf.newaxis]  # [1, S, H]
         x = self.layer_norm(x)
-        x = dropout(x, self.config.hidden_dropout_prob, training)
+        x = kernels.dropout(x, self.config.hidden_dropout_prob, training)
         return tf.cast(x, compute_dtype)
 
 
@@ -699,51 +350,15 @@ class SelfAttention(tf.Module):
         kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
         bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
         qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
-        q, k, v = split_heads(qkv, bias, self.num_heads,
-                              1.0 / math.sqrt(self.head_size))               # 3 x [B, N, S, D]
+        q, k, v = kernels.split_heads(qkv, bias, self.num_heads,
+                                      1.0 / math.sqrt(self.head_size))       # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
-        probs = attention_probs(scores, attention_bias,
-                                self.dropout_rate if training else 0.0)      # [B, N, F, T]
+        probs = kernels.attention_probs(scores, attention_bias,
+                                        self.dropout_rate if training else 0.0)  # [B, N, F, T]
         context = tf.matmul(probs, v)                                        # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
         return tf.reshape(context, [b, f, self.num_heads * self.head_size])  # [B, F, H]
-
-
-@_maybe_xla
-def _split_heads_forward(qkv, bias, num_heads, q_scale):
-    h = tf.cast(qkv, _wide(qkv.dtype)) + tf.cast(bias, _wide(qkv.dtype))
-    b, s = tf.shape(qkv)[0], tf.shape(qkv)[1]
-    h = tf.reshape(h, [b, s, 3, num_heads, -1])
-    q, k, v = tf.unstack(tf.transpose(h, [2, 0, 3, 1, 4]))
-    return tf.cast(q * q_scale, qkv.dtype), tf.cast(k, qkv.dtype), tf.cast(v, qkv.dtype)
-
-
-@_maybe_xla
-def _split_heads_backward(qkv, dq, dk, dv, q_scale):
-    # Performance: three [B, N, S, D] -> [B, S, N, D] transposes and a concatenation; XLA on CPU
-    # turns one transpose of the stacked [3, B, N, S, D] into a loop about three times slower.
-    dq = tf.cast(tf.cast(dq, _wide(dq.dtype)) * q_scale, dq.dtype)
-    d = tf.concat([tf.transpose(x, [0, 2, 1, 3]) for x in (dq, dk, dv)], axis=2)
-    return tf.reshape(d, tf.shape(qkv))                                     # [B, S, 3H]
-
-
-def split_heads(qkv, bias, num_heads, q_scale):
-    """qkv [B, S, 3H] (without its float32 bias) -> q * q_scale, k, v, each [B, N, S, D].
-
-    One XLA pass each way instead of a bias add, a transpose, three slices and a scaling (and
-    their gradients). The bias add and scaling are in float32 for 16-bit qkv (same values in
-    float32).
-    """
-    @tf.custom_gradient
-    def fused(qkv, bias):
-        def grad(dq, dk, dv):
-            dqkv = _split_heads_backward(qkv, dq, dk, dv, q_scale)
-            return dqkv, bias_gradient(dqkv)
-
-        return _split_heads_forward(qkv, bias, num_heads, q_scale), grad
-
-    return fused(qkv, bias)
 
 
 class TransformerLayer(tf.Module):
@@ -878,8 +493,8 @@ class MaskedLMHead(tf.Module):
 
         Only the masked positions are projected onto the vocabulary, the costly part.
         """
-        return add_bias_float32(self._products(sequence_output, positions),
-                                tf.convert_to_tensor(self.output_bias))
+        return kernels.add_bias_float32(self._products(sequence_output, positions),
+                                        tf.convert_to_tensor(self.output_bias))
 
     def loss(self, sequence_output, positions, label_ids, label_weights):
         """masked_lm_loss(self(sequence_output, positions), label_ids, label_weights)[0].
@@ -887,7 +502,7 @@ class MaskedLMHead(tf.Module):
         Performance: the float32 logits are never stored; the bias add is part of the cross
         entropy's passes over the compute-dtype products (same values).
         """
-        per_position = sparse_softmax_cross_entropy(
+        per_position = kernels.sparse_softmax_cross_entropy(
             label_ids, self._products(sequence_output, positions),
             bias=tf.convert_to_tensor(self.output_bias))
         return _weighted_mean(per_position, label_weights)
@@ -934,7 +549,7 @@ class ClassifierHead(_OutputLayer):
         self.dropout_rate = dropout_rate
 
     def __call__(self, pooled_output, training=False):
-        return self.logits(dropout(pooled_output, self.dropout_rate, training))  # [B, L]
+        return self.logits(kernels.dropout(pooled_output, self.dropout_rate, training))  # [B, L]
 
 
 class SpanHead(_OutputLayer):
@@ -958,64 +573,13 @@ def masked_lm_loss(logits, label_ids, label_weights):
     logits [B, P, V], label_ids [B, P], label_weights [B, P] (0 for padding predictions).
     Returns (loss, per_example_loss [B, P]).
     """
-    per_position = sparse_softmax_cross_entropy(label_ids, logits)
+    per_position = kernels.sparse_softmax_cross_entropy(label_ids, logits)
     return _weighted_mean(per_position, label_weights), per_position
 
 
 def _weighted_mean(per_position, label_weights):
     weights = tf.cast(label_weights, tf.float32)
     return tf.reduce_sum(per_position * weights) / (tf.reduce_sum(weights) + 1e-5)
-
-
-def sparse_softmax_cross_entropy(labels, logits, bias=None):
-    """tf.nn.sparse_softmax_cross_entropy_with_logits, in float32, for logits [..., V]; with a
-    float32 `bias` [V], that of float32(logits) + bias, computed without storing that sum.
-
-    Performance: TensorFlow's fused kernel is slow on CPU for [B * P, V] masked-LM logits; here the
-    loss is logsumexp(logits) - logits[label] and the gradient (softmax(logits) - one_hot(label))
-    * dloss, each an XLA function making one or two passes over the logits: about a quarter of the
-    time. Same values up to float round-off; out-of-range labels still raise (in tf.gather, which
-    stays outside XLA because XLA's gather clamps bad indices silently). The logits' gradient has
-    their dtype.
-    """
-    labels = tf.cast(labels, tf.int32)
-    rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])                   # [N, V]
-    flat_labels = tf.reshape(labels, [-1])                                   # [N]
-    has_bias = bias is not None
-    if not has_bias:
-        rows = tf.cast(rows, tf.float32)
-        bias = tf.zeros(tf.shape(rows)[-1:], tf.float32)
-
-    @tf.custom_gradient
-    def xent(rows, bias):
-        lse = _biased_logsumexp(rows, bias)
-        at_label = tf.cast(tf.gather(rows, flat_labels, batch_dims=1), tf.float32) \
-            + tf.gather(bias, flat_labels)
-
-        def grad(dloss):
-            drows = _xent_backward(rows, bias, lse, flat_labels, dloss)
-            return drows, bias_gradient(drows) if has_bias else tf.zeros_like(bias)
-
-        return lse - at_label, grad
-
-    return tf.reshape(xent(rows, bias), tf.shape(labels))
-
-
-@_maybe_xla
-def _biased_logsumexp(rows, bias):
-    return tf.reduce_logsumexp(tf.cast(rows, tf.float32) + bias, axis=-1)
-
-
-@_maybe_xla
-def _xent_backward(rows, bias, lse, labels, dloss):
-    """(softmax(rows + bias) - one_hot(labels)) * dloss in rows' dtype, the softmax from the
-    forward's logsumexp."""
-    logits = tf.cast(rows, tf.float32) + bias
-    at_label = tf.range(tf.shape(rows)[-1])[tf.newaxis, :] == labels[:, tf.newaxis]
-    d = (tf.exp(logits - lse[:, tf.newaxis]) - tf.cast(at_label, tf.float32)) \
-        * dloss[:, tf.newaxis]
-    return tf.cast(d, rows.dtype)
-
 
 def classification_loss(logits, labels):
     """Mean softmax cross entropy; logits [B, L], labels int [B]. Returns (loss, per_example)."""

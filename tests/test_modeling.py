@@ -1,10 +1,13 @@
-"""modeling.py on tiny configs: config files, shapes, masking, precision, heads, original names."""
+"""modeling.py on tiny configs: config files, shapes, masking, precision, heads, original names.
+
+The fused kernels the model calls are tested in test_kernels.py."""
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import kernels
 import modeling
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -121,7 +124,8 @@ def test_dropout_only_in_training():
 
 
 def test_exact_gelu_and_layer_norm_epsilon():
-    assert float(modeling.gelu(tf.constant(1.0))) == pytest.approx(0.8413447, abs=1e-6)
+    gelu = modeling.get_activation("gelu")
+    assert float(gelu(tf.constant(1.0))) == pytest.approx(0.8413447, abs=1e-6)
     assert float(modeling.gelu_tanh(tf.constant(1.0))) == pytest.approx(0.8411920, abs=1e-6)
     norm = modeling.LayerNorm("x/LayerNorm", 4)
     # The variance (3e-12) is of the order of epsilon, so the result shows which epsilon is used:
@@ -204,7 +208,8 @@ def test_masked_lm_head_matches_a_manual_computation_at_positions():
     seq = model(*inputs()).sequence_output.numpy()
     logits = mlm(tf.constant(seq), tf.constant([[4], [0], [6]])).numpy()
     h = seq[[0, 1, 2], [4, 0, 6]]
-    h = modeling.gelu(h @ mlm.transform.kernel.numpy() + mlm.transform.bias.numpy()).numpy()
+    h = kernels.gelu_reference(
+        tf.constant(h @ mlm.transform.kernel.numpy() + mlm.transform.bias.numpy())).numpy()
     h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-12)
     h = h * mlm.layer_norm.gamma.numpy() + mlm.layer_norm.beta.numpy()
     expected = h @ model.embedding_table.numpy().T + mlm.output_bias.numpy()
@@ -292,7 +297,7 @@ def test_pretrainer_loss_and_metrics():
     assert sorted(metrics) == ["loss", "masked_lm_accuracy", "masked_lm_loss",
                                "next_sentence_accuracy", "next_sentence_loss"]
     # The masked-LM loss is a mean over the 5 weighted positions, not over examples.
-    per_position = modeling.sparse_softmax_cross_entropy(f["masked_lm_ids"], mlm_logits).numpy()
+    per_position = kernels.sparse_softmax_cross_entropy(f["masked_lm_ids"], mlm_logits).numpy()
     total, count = metrics["masked_lm_loss"]
     assert float(count) == 5.0
     assert float(total) == pytest.approx(per_position.sum() - per_position[2, 1], rel=1e-5)
@@ -332,98 +337,9 @@ def test_masked_lm_head_loss_equals_the_loss_of_its_logits(dtype):
                                    rtol=1e-5, atol=1e-6)
 
 
-def _value_and_grad(fn, *args):
-    args = [tf.constant(a) for a in args]
-    with tf.GradientTape() as tape:
-        tape.watch(args)
-        y = fn(*args)
-        weight = tf.constant(np.random.RandomState(0).randn(*y.shape), y.dtype)
-        total = tf.reduce_sum(y * weight)  # a non-uniform upstream gradient
-    return [y.numpy()] + [g.numpy() for g in tape.gradient(total, args)]
+# -- Dropout and XLA in the model ------------------------------------------------------------------
 
-
-def test_hand_written_gradients_match_autodiff_of_the_plain_formulas():
-    rng = np.random.RandomState(3)
-    x = rng.randn(4, 6, 8).astype(np.float32) * 3
-    gamma, beta = rng.randn(8).astype(np.float32), rng.randn(8).astype(np.float32)
-
-    def plain_layer_norm(x, g, b):
-        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return tf.nn.batch_normalization(x, mean, var, b, g, modeling.LAYER_NORM_EPSILON)
-
-    for ours, reference, args in [
-            (modeling.gelu, lambda t: tf.nn.gelu(t, approximate=False), (x,)),
-            (modeling.layer_norm, plain_layer_norm, (x, gamma, beta))]:
-        for a, b in zip(_value_and_grad(ours, *args), _value_and_grad(reference, *args)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-
-    labels = rng.randint(0, 8, (4, 6))
-    xent_ours = lambda t: modeling.sparse_softmax_cross_entropy(labels, t)  # noqa: E731
-    xent_tf = lambda t: tf.nn.sparse_softmax_cross_entropy_with_logits(labels, t)  # noqa: E731
-    for a, b in zip(_value_and_grad(xent_ours, x), _value_and_grad(xent_tf, x)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-# -- Dropout and the fused elementwise blocks ------------------------------------------------------
-
-def test_bfloat16_dropout_drops_exactly_rate_and_scales_kept_values_in_float32():
-    # tf.nn.dropout on a bfloat16 tensor drew bfloat16 uniforms: it dropped ~10.16% instead of 10%
-    # and scaled the kept values by bfloat16(1 / 0.9) = 1.109375 instead of 1.1111.
-    tf.random.set_seed(7)
-    x = tf.cast(tf.random.uniform([2000, 2048], 1.0, 2.0), tf.bfloat16)  # 4.1M elements, none 0
-    y = modeling.dropout(x, 0.1, training=True)
-    assert y.dtype == tf.bfloat16
-    x32, y32 = tf.cast(x, tf.float32).numpy(), tf.cast(y, tf.float32).numpy()
-    dropped = y32 == 0
-    # The drop fraction's standard deviation is sqrt(0.1 * 0.9 / 4.1M) = 1.5e-4: 10.16% is ten
-    # of them away, and 4 of them is the tolerance.
-    assert abs(dropped.mean() - 0.1) < 6e-4
-    kept_x, kept_y = x32[~dropped], y32[~dropped]
-    # Each kept value is float32(x) * float32(1 / 0.9), rounded once to bfloat16 ...
-    expected = tf.cast(kept_x * np.float32(1 / 0.9), tf.bfloat16)
-    np.testing.assert_array_equal(kept_y, tf.cast(expected, tf.float32).numpy())
-    # ... so on average kept values are scaled by 1 / 0.9 (1.109375 is 1.7e-3 away).
-    assert abs(kept_y.sum() / kept_x.sum() - 1 / 0.9) < 3e-4
-
-
-def test_bfloat16_model_dropout_blocks_drop_exactly_rate():
-    # The fused blocks (attention probabilities; bias + dropout + residual + LayerNorm) in bfloat16.
-    tf.random.set_seed(8)
-    scores = tf.zeros([16, 4, 256, 256], tf.bfloat16)          # uniform probabilities 1 / 256
-    probs = modeling.attention_probs(scores, tf.zeros([16, 1, 1, 256]), 0.1).numpy()
-    assert probs.dtype == tf.bfloat16.as_numpy_dtype
-    probs = probs.astype(np.float32)
-    assert abs((probs == 0).mean() - 0.1) < 6e-4
-    np.testing.assert_array_equal(np.unique(probs), [0, np.float32(tf.cast(
-        np.float32(1 / 256) * np.float32(1 / 0.9), tf.bfloat16))])
-    # With y = 1, no bias and no residual, the sum is 0 where dropped and 1 / 0.9 where kept; the
-    # LayerNorm output is then negative exactly at the dropped positions.
-    y = tf.ones([4096, 1024], tf.bfloat16)
-    out = modeling.dropout_add_layer_norm(y, tf.zeros([1024]), tf.zeros_like(y), tf.ones([1024]),
-                                          tf.zeros([1024]), 0.1)
-    assert out.dtype == tf.bfloat16
-    assert abs((tf.cast(out, tf.float32).numpy() < 0).mean() - 0.1) < 6e-4
-
-
-def test_dropout_masks_are_fresh_independent_and_shared_with_the_gradient():
-    x = tf.ones([1000, 1000])
-    a = modeling.dropout(x, 0.1, training=True).numpy() == 0
-    b = modeling.dropout(x, 0.1, training=True).numpy() == 0
-    # Two calls: different masks, dropping independently of each other and of the neighbours.
-    assert abs((a & b).mean() - 0.01) < 5e-4
-    assert abs((a[:, 1:] & a[:, :-1]).mean() - 0.01) < 5e-4
-    assert abs((a[1:] & a[:-1]).mean() - 0.01) < 5e-4
-    # The gradient reuses the forward mask and scale.
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = modeling.dropout(x, 0.25, training=True)
-    np.testing.assert_array_equal(tape.gradient(y, x), y)
-    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
-
-
-def test_dropout_is_off_unless_training():
-    x = tf.cast(tf.random.normal([8, 16]), tf.bfloat16)
-    assert modeling.dropout(x, 0.1, training=False) is x
+def test_bfloat16_dropout_is_off_unless_training():
     model = modeling.BertModel(tiny_config(), compute_dtype=tf.bfloat16)
     ins = inputs()
     np.testing.assert_array_equal(model(*ins).sequence_output, model(*ins).sequence_output)
@@ -431,41 +347,7 @@ def test_dropout_is_off_unless_training():
                               model(*ins).sequence_output)
 
 
-def test_fused_blocks_match_the_plain_formulas():
-    rng = np.random.RandomState(4)
-    y, r = rng.randn(4, 6, 8).astype(np.float32), rng.randn(4, 6, 8).astype(np.float32)
-    bias, gamma, beta = (rng.randn(8).astype(np.float32) for _ in range(3))
-    scores = rng.randn(2, 3, 5, 5).astype(np.float32) * 3
-    mask_bias = (rng.rand(2, 1, 1, 5) < 0.3).astype(np.float32) * modeling.MASK_BIAS
-
-    def plain_add_norm(y, b, r, g, be):
-        mean, var = tf.nn.moments(y + b + r, axes=[-1], keepdims=True)
-        return tf.nn.batch_normalization(y + b + r, mean, var, be, g, modeling.LAYER_NORM_EPSILON)
-
-    for ours, reference, args in [
-            (lambda *a: modeling.dropout_add_layer_norm(*a, 0.0), plain_add_norm,
-             (y, bias, r, gamma, beta)),
-            (lambda s: modeling.attention_probs(s, mask_bias, 0.0),
-             lambda s: tf.nn.softmax(s + mask_bias), (scores,)),
-            (modeling.bias_gelu, lambda t, b: tf.nn.gelu(t + b, approximate=False), (y, bias)),
-            (modeling.add_bias_float32, lambda t, b: t + b, (y, bias))]:
-        for a, b in zip(_value_and_grad(ours, *args), _value_and_grad(reference, *args)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-
-    qkv, qkv_bias = rng.randn(2, 5, 3 * 8).astype(np.float32), rng.randn(3 * 8).astype(np.float32)
-
-    def plain_split(qkv, b):  # [B, S, 3H] -> 3 x [B, N, S, D] with N = 2, D = 4; q scaled
-        heads = [tf.transpose(tf.reshape(t, [2, 5, 2, 4]), [0, 2, 1, 3])
-                 for t in tf.split(qkv + b, 3, axis=-1)]
-        return tf.stack([heads[0] * 0.5, heads[1], heads[2]])
-
-    ours = lambda t, b: tf.stack(modeling.split_heads(t, b, 2, 0.5))  # noqa: E731
-    for a, b in zip(_value_and_grad(ours, qkv, qkv_bias),
-                    _value_and_grad(plain_split, qkv, qkv_bias)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_xla_and_plain_tensorflow_give_the_same_values_and_masks(monkeypatch):
+def test_xla_and_plain_tensorflow_give_the_same_values_and_masks():
     def run():
         tf.random.set_seed(5)
         model = modeling.BertModel(tiny_config())
@@ -477,8 +359,9 @@ def test_xla_and_plain_tensorflow_give_the_same_values_and_masks(monkeypatch):
         return [out.numpy()] + [tf.convert_to_tensor(g).numpy() for g in grads if g is not None]
 
     compiled = run()
-    monkeypatch.setattr(modeling, "COMPILE_ELEMENTWISE_WITH_XLA", False)
-    for a, b in zip(compiled, run()):  # the same masks, or these would differ by O(1)
+    with kernels.compile_with_xla(False):
+        plain = run()
+    for a, b in zip(compiled, plain):  # the same masks, or these would differ by O(1)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 

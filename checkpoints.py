@@ -39,6 +39,28 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked; the message names the path and the variables."""
 
 
+def named_variables(*modules):
+    """{original checkpoint name: variable} for every variable of `modules` (tf.Modules whose
+    variables carry their full original names, as modeling.py's do).
+
+    Raises if two variables share a name (two heads built twice, say), which would make a
+    checkpoint ambiguous.
+    """
+    named = {}
+    for module in modules:
+        for variable in module.variables:
+            name = variable.name.split(":")[0]
+            if name in named and named[name] is not variable:
+                raise ValueError(f"two variables are named {name!r}")
+            named[name] = variable
+    return dict(sorted(named.items()))
+
+
+def count_parameters(*modules):
+    """The number of values in the named variables of `modules`."""
+    return int(sum(np.prod(v.shape) for v in named_variables(*modules).values()))
+
+
 def resolve(path):
     """Returns the checkpoint prefix for `path`: a prefix itself, or a directory's latest.
 

@@ -183,7 +183,7 @@ def main(argv):
           % (mlm, tokenizer.inv_vocab[token], baseline, nsp))
 
     model = modeling.BertPretrainer(modeling.BertConfig.from_json_file(config))
-    checkpoints.restore(modeling.named_variables(model), pretraining, log_each=False)
+    checkpoints.restore(checkpoints.named_variables(model), pretraining, log_each=False)
     print("    the pretrained checkpoint, loaded into a fresh model, fills in:")
     for sentence in ("Nora works as a [MASK] in Riverton.",
                      "The road from Ashford to Yarrow is long and [MASK].",

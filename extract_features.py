@@ -272,7 +272,7 @@ def restore_bert(model, init_checkpoint):
     if not init_checkpoint:
         raise checkpoints.CheckpointError(_NO_CHECKPOINT)
     try:
-        loaded, missing, _ = checkpoints.restore(modeling.named_variables(model), init_checkpoint,
+        loaded, missing, _ = checkpoints.restore(checkpoints.named_variables(model), init_checkpoint,
                                                  log_each=False)
     except tf.errors.OpError as e:  # a file that is not a checkpoint
         raise checkpoints.CheckpointError(

@@ -18,7 +18,7 @@ place in the code (class, and attribute of its parent):
   cls/squad/...                                  SpanHead            BertQuestionAnswering.span
 
 Every variable is created with its full original name (`tf.Variable(name=...)`), and
-`named_variables()` returns them keyed by that name; `checkpoints.py` reads and writes name-based
+`checkpoints.named_variables()` returns them keyed by that name; `checkpoints.py` reads and writes name-based
 checkpoints from that mapping, so the names on disk are exactly the original ones.
 
 Precision: variables are always float32. With `compute_dtype=tf.bfloat16` the matrix products run in
@@ -43,7 +43,6 @@ import logging
 import math
 from typing import NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
 import file_io
@@ -628,30 +627,6 @@ def soft_multi_label_loss(logits, teacher_logits, temperature=1.0):
     loss, per_example = multi_label_loss(tf.cast(logits, tf.float32) / t,
                                          tf.sigmoid(tf.cast(teacher_logits, tf.float32) / t))
     return loss * (t * t), per_example * (t * t)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Variable names
-
-
-def named_variables(*modules):
-    """{original checkpoint name: variable} for every variable of `modules`.
-
-    Raises if two variables share a name (two heads built twice, say), which would make a
-    checkpoint ambiguous.
-    """
-    named = {}
-    for module in modules:
-        for variable in module.variables:
-            name = variable.name.split(":")[0]
-            if name in named and named[name] is not variable:
-                raise ValueError(f"two variables are named {name!r}")
-            named[name] = variable
-    return dict(sorted(named.items()))
-
-
-def count_parameters(*modules):
-    return int(sum(np.prod(v.shape) for v in named_variables(*modules).values()))
 
 
 # ---------------------------------------------------------------------------------------------------

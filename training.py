@@ -28,7 +28,6 @@ from tensorflow.core.framework import summary_pb2
 
 import checkpoints
 import file_io
-import modeling
 import optimization
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
@@ -109,7 +108,7 @@ class Runner:
             self.global_step = tf.Variable(
                 0, dtype=tf.int64, name="global_step", trainable=False,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.model_variables = modeling.named_variables(self.model)
+        self.model_variables = checkpoints.named_variables(self.model)
         self.trainable = {n: v for n, v in self.model_variables.items() if v.trainable}
         self._predict_steps = {}
 

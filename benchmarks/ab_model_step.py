@@ -172,7 +172,8 @@ def make_data(shape, num_batches=4, seed=0):
 
 
 def named_variables(model):
-    """{checkpoint name: variable} (not modeling.named_variables: its home may move)."""
+    """{checkpoint name: variable}, defined here because an old revision may keep named_variables
+    elsewhere (it moved from modeling.py to checkpoints.py)."""
     return {v.name.split(":")[0]: v for v in model.variables}
 
 

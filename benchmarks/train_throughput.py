@@ -201,9 +201,10 @@ class Ours:
 
 def initial_weights():
     """A fresh model of ours: {checkpoint name: array}, copied into every model of both sides."""
+    import checkpoints
     import modeling
     model = modeling.BertPretrainer(modeling.BertConfig(**model_shape()))
-    return {n: v.numpy() for n, v in modeling.named_variables(model).items()}
+    return {n: v.numpy() for n, v in checkpoints.named_variables(model).items()}
 
 
 # ---------------------------------------------------------------------------------------------------

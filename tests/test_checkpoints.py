@@ -15,7 +15,7 @@ def model_and_heads():
     config = tiny_config()
     model = modeling.BertModel(config)
     mlm = modeling.MaskedLMHead(config, model.embedding_table)
-    return model, mlm, modeling.named_variables(model, mlm)
+    return model, mlm, checkpoints.named_variables(model, mlm)
 
 
 def test_saved_names_and_shapes_are_the_originals(tmp_path):
@@ -97,7 +97,7 @@ def test_fine_tuning_ignores_slots_and_step_and_reports_new_heads(tmp_path):
     values["bert/pooler/dense/kernel/adam_m"] = tf.Variable(tf.ones([32, 32]))
     prefix = checkpoints.save(str(tmp_path / "bert_model.ckpt"), values)
     classifier = modeling.ClassifierHead(tiny_config(), 2)
-    target = modeling.named_variables(modeling.BertModel(tiny_config()), classifier)
+    target = checkpoints.named_variables(modeling.BertModel(tiny_config()), classifier)
     loaded, missing, unused = checkpoints.restore(target, prefix)
     assert missing == ["output_bias", "output_weights"]
     assert "global_step" not in loaded and not any(n.endswith("adam_m") for n in loaded)
@@ -109,7 +109,7 @@ def test_shape_mismatch_names_every_offending_variable(tmp_path):
     prefix = checkpoints.save(str(tmp_path / "bert_model.ckpt"), variables)
     bigger = modeling.BertModel(tiny_config(intermediate_size=40))
     with pytest.raises(checkpoints.CheckpointError) as e:
-        checkpoints.restore(modeling.named_variables(bigger), prefix)
+        checkpoints.restore(checkpoints.named_variables(bigger), prefix)
     message = str(e.value)
     assert "bert/encoder/layer_0/intermediate/dense/kernel: checkpoint [32, 37] vs model [32, 40]" \
         in message

@@ -73,7 +73,7 @@ def test_real_weights_give_huggingface_outputs(minilm_dir, converted_minilm):
     hf_names = safetensors.numpy.load_file(os.path.join(minilm_dir, "model.safetensors"))
     has_pooler = any(name.startswith(("pooler.", "bert.pooler.")) for name in hf_names)
     loaded, missing, unused = checkpoints.restore(
-        modeling.named_variables(model), os.path.join(converted_minilm, "bert_model.ckpt"),
+        checkpoints.named_variables(model), os.path.join(converted_minilm, "bert_model.ckpt"),
         strict_missing=has_pooler)
     assert not unused
     if has_pooler:
@@ -125,7 +125,7 @@ def test_real_weights_names_and_shapes_are_the_originals(converted_minilm):
     assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size,
             config.vocab_size, config.hidden_act) == (384, 6, 1536, 30522, "gelu")
     expected = {name: v.shape.as_list()
-                for name, v in modeling.named_variables(modeling.BertModel(config)).items()}
+                for name, v in checkpoints.named_variables(modeling.BertModel(config)).items()}
     listed = dict(checkpoints.list_variables(os.path.join(converted_minilm, "bert_model.ckpt")))
     assert listed == expected
     # [in, out] kernels
@@ -215,7 +215,7 @@ def assert_heads_match_torch(output_dir, torch_model):
     mlm = modeling.MaskedLMHead(config, model.embedding_table)
     nsp = modeling.NextSentenceHead(config)
     _, missing, unused = checkpoints.restore(
-        modeling.named_variables(model, mlm, nsp), os.path.join(output_dir, "bert_model.ckpt"),
+        checkpoints.named_variables(model, mlm, nsp), os.path.join(output_dir, "bert_model.ckpt"),
         strict_missing=True)
     assert not missing and not unused
     ids, mask, types, positions = tiny_inputs()
@@ -270,7 +270,7 @@ def test_heads_round_trip_is_byte_identical(tiny_hf, tmp_path):
     heads = (modeling.MaskedLMHead(config, model.embedding_table),
              modeling.NextSentenceHead(config))
     assert listed == {n: v.shape.as_list()
-                      for n, v in modeling.named_variables(model, *heads).items()}
+                      for n, v in checkpoints.named_variables(model, *heads).items()}
     report = convert.convert_bert_to_hf(str(tmp_path / "bert" / "bert_model.ckpt"),
                                         str(tmp_path / "bert" / "bert_config.json"),
                                         str(tmp_path / "hf"))

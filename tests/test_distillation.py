@@ -73,7 +73,7 @@ def student_model(tmp_path_factory):
     config.to_json_file(str(root / "bert_config.json"))
     tf.random.set_seed(1)
     checkpoints.save(str(root / "bert_model.ckpt"),
-                     modeling.named_variables(modeling.BertPretrainer(config)))
+                     checkpoints.named_variables(modeling.BertPretrainer(config)))
     return dict(vocab_file=str(root / "vocab.txt"), bert_config_file=str(root / "bert_config.json"),
                 init_checkpoint=str(root / "bert_model.ckpt"))
 

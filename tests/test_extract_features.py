@@ -70,9 +70,9 @@ def tiny(tmp_path_factory):
     config.to_json_file(str(root / "bert_config.json"))
     tf.random.set_seed(1)
     pretrainer = modeling.BertPretrainer(config)
-    for variable in modeling.named_variables(pretrainer).values():  # LayerNorms and biases too
+    for variable in checkpoints.named_variables(pretrainer).values():  # LayerNorms and biases too
         variable.assign(variable + tf.random.normal(variable.shape, stddev=0.05))
-    checkpoints.save(str(root / "bert_model.ckpt"), modeling.named_variables(pretrainer))
+    checkpoints.save(str(root / "bert_model.ckpt"), checkpoints.named_variables(pretrainer))
     return dict(root=root, config=config, model=pretrainer.bert,
                 vocab_file=str(root / "vocab.txt"),
                 bert_config_file=str(root / "bert_config.json"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import checkpoints
 import kernels
 import modeling
 
@@ -192,7 +193,7 @@ def test_heads_shapes_and_tied_decoder():
     logits = mlm(out.sequence_output, positions)
     assert logits.shape == (3, 2, 99) and logits.dtype == tf.float32
     # The decoder is the embedding table itself: no separate variable, and changing it moves logits.
-    assert not any("decoder" in n for n in modeling.named_variables(mlm))
+    assert not any("decoder" in n for n in checkpoints.named_variables(mlm))
     model.embedding_table.assign(model.embedding_table * 2.0)
     assert not np.allclose(mlm(out.sequence_output, positions), logits)
     assert modeling.NextSentenceHead(config)(out.pooled_output).shape == (3, 2)
@@ -262,15 +263,15 @@ def test_every_variable_has_its_original_name_and_shape():
     model = modeling.BertModel(config)
     heads = [modeling.MaskedLMHead(config, model.embedding_table), modeling.NextSentenceHead(config),
              modeling.ClassifierHead(config, 3), modeling.SpanHead(config)]
-    got = {n: v.shape.as_list() for n, v in modeling.named_variables(model, *heads).items()}
+    got = {n: v.shape.as_list() for n, v in checkpoints.named_variables(model, *heads).items()}
     assert got == expected_original_names(2)
-    assert modeling.count_parameters(model, *heads) == sum(int(np.prod(s)) for s in got.values())
+    assert checkpoints.count_parameters(model, *heads) == sum(int(np.prod(s)) for s in got.values())
 
 
 def test_duplicate_names_are_refused():
     config = tiny_config()
     with pytest.raises(ValueError, match="two variables are named .output_"):
-        modeling.named_variables(modeling.ClassifierHead(config, 2), modeling.ClassifierHead(config, 2))
+        checkpoints.named_variables(modeling.ClassifierHead(config, 2), modeling.ClassifierHead(config, 2))
 
 
 def test_pretrainer_loss_and_metrics():
@@ -284,7 +285,7 @@ def test_pretrainer_loss_and_metrics():
              next_sentence_labels=tf.constant([[0], [1], [0]]))
     mlm_logits, nsp_logits = model(f)
     assert mlm_logits.shape == (3, 2, 99) and nsp_logits.shape == (3, 2)
-    names = modeling.named_variables(model)
+    names = checkpoints.named_variables(model)
     assert "cls/predictions/output_bias" in names and "cls/seq_relationship/output_weights" in names
     loss = float(modeling.pretraining_loss(model, f, False))
     metrics = modeling.pretraining_metrics(model, f)

@@ -152,7 +152,7 @@ def env(tmp_path_factory):
     config = tiny_config(vocab_size=len(vocab))
     config.to_json_file(str(root / "bert_config.json"))
     tf.random.set_seed(0)
-    init = modeling.named_variables(modeling.BertPretrainer(config))
+    init = checkpoints.named_variables(modeling.BertPretrainer(config))
     checkpoints.save(str(root / "bert_model.ckpt"), init)
     return types.SimpleNamespace(
         root=root, vocab_file=str(root / "vocab.txt"), config=config,

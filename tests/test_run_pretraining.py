@@ -44,7 +44,7 @@ def data(tmp_path_factory):
     config.to_json_file(str(root / "bert_config.json"))
     # As a released bert_model.ckpt: only bert/* and cls/* variables, no slots, no global_step.
     tf.random.set_seed(0)
-    init = modeling.named_variables(modeling.BertPretrainer(config))
+    init = checkpoints.named_variables(modeling.BertPretrainer(config))
     checkpoints.save(str(root / "bert_model.ckpt"), init)
     return dict(root=root, files=files, pattern=str(root / "tf_examples-*.tfrecord"),
                 arrays=concat(parts), config=config,
@@ -132,7 +132,7 @@ def test_original_readme_command_trains_from_init_checkpoint_and_evaluates(data,
 def expected_metrics(config, init, arrays, batch_size, max_batches=None):
     """eval_results of the checkpoint's weights over arrays, computed directly."""
     model = modeling.BertPretrainer(config)
-    checkpoints.restore(modeling.named_variables(model), init, log_each=False)
+    checkpoints.restore(checkpoints.named_variables(model), init, log_each=False)
     totals = {}
     batches = tf.data.Dataset.from_tensor_slices(
         {k: v.astype(np.float32 if v.dtype == np.float32 else np.int32) for k, v in arrays.items()
@@ -222,7 +222,7 @@ def test_checkpoint_written_here_loads_as_init_checkpoint_and_into_a_bert_model(
                               stored["bert/pooler/dense/kernel/adam_v"])
     # Into a BertModel alone: every bert/* variable loads; the heads' variables are left over.
     bert = modeling.BertModel(data["config"])
-    loaded, missing, unused = checkpoints.restore(modeling.named_variables(bert), source,
+    loaded, missing, unused = checkpoints.restore(checkpoints.named_variables(bert), source,
                                                   log_each=False)
     assert not missing and loaded and all(n.startswith("bert/") for n in loaded)
     assert "cls/seq_relationship/output_weights" in unused

@@ -5,9 +5,12 @@ The algorithm
 ``BasicTokenizer.tokenize`` turns text into "basic tokens":
 
 1. decode bytes as UTF-8;
-2. clean: drop U+0000, U+FFFD and control characters (Unicode category C*,
-   except tab, newline and carriage return); every whitespace character
-   (space, tab, newline, CR, category Zs) becomes one plain space;
+2. clean: drop U+0000, U+FFFD and control characters (Unicode categories Cc
+   and Cf, except tab, newline and carriage return); every whitespace
+   character (space, tab, newline, CR, category Zs) becomes one plain space.
+   Unassigned (Cn), private-use (Co) and surrogate (Cs) code points are kept
+   as ordinary characters, as in the original since March 2019 (before, it
+   dropped every category C*);
 3. put spaces around every CJK ideograph;
 4. split with ``str.split()``;
 5. per token: optionally lower-case, NFD-normalise and drop non-spacing marks
@@ -27,16 +30,18 @@ token (4-6, WordPiece), so the result for a text is the concatenation of the
 results for its ``str.split()`` chunks -- provided that each separator
 ``str.split()`` sees in the raw text is still a separator after cleaning.
 That holds for every whitespace character except the few that are also
-control characters (U+000B, U+000C, U+001C-U+001F, U+0085): the cleaner
-deletes them, gluing their neighbours together.  So the fast path first
-deletes exactly those characters (as the cleaner would) and then handles each
-raw chunk on its own:
+control characters: U+000B, U+000C, U+001C-U+001F and U+0085, all Cc (no
+whitespace character is Cf, Cn, Co or Cs; U+180E and U+200B are Cf but not
+whitespace).  The cleaner deletes them, gluing their neighbours together, so
+the fast path first deletes exactly those characters (``_DROPPED_SPACES``,
+computed from the rules at import) and then handles each raw chunk on its own:
 
 * ``FullTokenizer`` memoises chunk -> word pieces in a size-capped dict, so a
   repeated chunk (most of them, in real text) costs one dict lookup.  Its
   output depends only on the chunk and the tokenizer's fixed settings.
 * An ASCII chunk has no CJK, accents or Unicode punctuation, and contains no
-  whitespace; what remains of the rules is: delete ASCII controls,
+  whitespace; its only non-printable characters are controls (Cc); what
+  remains of the rules is: delete ASCII controls,
   ``str.lower()``, and split into runs of ``[A-Za-z0-9]`` and single other
   characters (all non-alphanumeric printable ASCII is punctuation).
 * Any other chunk runs the steps above with ``str.translate`` and per-code-
@@ -221,10 +226,16 @@ def _is_whitespace(char):
 
 
 def _is_control(char):
-    """Characters the cleaner drops (tab, newline and CR are not control)."""
+    """Characters the cleaner drops (tab, newline and CR are not control).
+
+    Only categories Cc and Cf, as the original since March 2019 ("to support
+    emojis"): unassigned (Cn), private-use (Co) and surrogate (Cs) code points
+    are ordinary characters, so a word holding one becomes [UNK] rather than
+    losing the character.
+    """
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 def _is_punctuation(char):

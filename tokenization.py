@@ -47,7 +47,9 @@ computed from the rules at import) and then handles each raw chunk on its own:
 * Any other chunk runs the steps above with ``str.translate`` and per-code-
   point tables filled lazily from ``unicodedata``.
 * WordPiece never tries a candidate longer than the longest vocabulary entry
-  (it could not match), and memoises word -> pieces.
+  (it could not match), answers ``unk_token`` at once for a word holding a
+  character no vocabulary entry holds (no piece could cover it; the greedy
+  search would fail there), and memoises word -> pieces.
 
 ``benchmarks/_reference_tokenizer.py`` is the direct port used as the oracle
 in ``tests/test_tokenization.py``.
@@ -68,6 +70,7 @@ _CJK_RANGES = (
     (0xF900, 0xFAFF),
     (0x2F800, 0x2FA1F),
 )
+_CJK_SPAN = (min(low for low, _ in _CJK_RANGES), max(high for _, high in _CJK_RANGES))
 
 # Upper bound on the entries of every memo table; a table that reaches it is
 # emptied (the chunk caches) or stops growing (the per-code-point tables).
@@ -247,6 +250,9 @@ def _is_punctuation(char):
 
 
 def _is_chinese_char(cp):
+    # Most code points lie outside the span of all the ranges: one comparison.
+    if not _CJK_SPAN[0] <= cp <= _CJK_SPAN[1]:
+        return False
     return any(low <= cp <= high for low, high in _CJK_RANGES)
 
 
@@ -357,6 +363,9 @@ class WordpieceTokenizer:
         # token -> the same string object, so memoised pieces share memory.
         self._pieces = {token: token for token in vocab}
         self._longest = max(map(len, self._pieces), default=0)
+        # Characters of the vocabulary entries: a word holding any other
+        # character is unk_token, as no piece can cover that character.
+        self._chars = frozenset("".join(self._pieces))
         self._cache = {}
 
     def tokenize(self, text):
@@ -377,7 +386,7 @@ class WordpieceTokenizer:
         return pieces
 
     def _split_word(self, word):
-        if len(word) > self.max_input_chars_per_word:
+        if len(word) > self.max_input_chars_per_word or not self._chars.issuperset(word):
             return (self.unk_token,)
         known, longest = self._pieces, self._longest
         pieces = []
@@ -437,11 +446,11 @@ class FullTokenizer:
 
     def _tokenize_chunk(self, chunk):
         word_pieces = self.wordpiece_tokenizer.tokenize_word
-        pieces = tuple(
-            piece
-            for token in self.basic_tokenizer.tokenize_chunk(chunk)
-            for piece in word_pieces(token)
-        )
+        tokens = self.basic_tokenizer.tokenize_chunk(chunk)
+        if len(tokens) == 1:
+            pieces = word_pieces(tokens[0])  # the word's memoised tuple, shared
+        else:
+            pieces = tuple(piece for token in tokens for piece in word_pieces(token))
         if len(chunk) <= _MAX_CACHED_CHUNK_CHARS:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()

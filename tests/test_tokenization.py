@@ -479,13 +479,16 @@ def fixture_original_tables():
     return _original_char_tables()
 
 
-@pytest.fixture(name="fresh_memo_tables")
-def fixture_fresh_memo_tables(monkeypatch):
-    """Empty per-code-point tables for the walk: its result cannot depend on
-    what other tests filled in, and its million entries go with the test."""
-    for name in ("_CLEAN_TABLE", "_PUNCT_TABLE", "_MN_TABLE"):
-        table = getattr(tokenization, name)
-        monkeypatch.setattr(tokenization, name, tokenization._LazyTable(table._compute))  # pylint: disable=protected-access
+@pytest.fixture(name="fresh_memo_tables", scope="module")
+def fixture_fresh_memo_tables():
+    """Empty per-code-point tables for the walks (shared by both casings, as in
+    a process): the result cannot depend on what other tests filled in, and
+    the walks' million entries are freed with this module's tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("_CLEAN_TABLE", "_PUNCT_TABLE", "_MN_TABLE"):
+            table = getattr(tokenization, name)
+            patch.setattr(tokenization, name, tokenization._LazyTable(table._compute))  # pylint: disable=protected-access
+        yield
 
 
 @pytest.mark.parametrize("lower", [True, False])

@@ -177,15 +177,20 @@ def _cpu_seconds(tokenizer, lines):
     return time.process_time() - start
 
 
-def _ab_rounds(modules, vocab_file, lines, lower, rounds):
-    """Per side, per round: CPU seconds of a fresh tokenizer's pass and of its second pass."""
+def _ab_rounds(modules, vocab_file, lines, lower, rounds, instances=3):
+    """Per side, per round: CPU seconds of ``instances`` fresh tokenizers' first
+    passes, and of their second passes (one pass is too short to time alone)."""
     times = {name: ([], []) for name in modules}
     for round_number in range(rounds):
         order = list(modules) if round_number % 2 == 0 else list(reversed(modules))
         for name in order:
-            tokenizer = modules[name].FullTokenizer(vocab_file, do_lower_case=lower)
-            times[name][0].append(_cpu_seconds(tokenizer, lines))
-            times[name][1].append(_cpu_seconds(tokenizer, lines))
+            first = second = 0.0
+            for _ in range(instances):
+                tokenizer = modules[name].FullTokenizer(vocab_file, do_lower_case=lower)
+                first += _cpu_seconds(tokenizer, lines)
+                second += _cpu_seconds(tokenizer, lines)
+            times[name][0].append(first)
+            times[name][1].append(second)
     return times
 
 
@@ -197,7 +202,7 @@ def compare_to_revision(revision, vocab_file, lines, rounds):
         old = load_tokenization_at(revision, workdir)
     modules = {"new": tokenization, "old": old}
     print("A/B: this tokenization.py (new) vs %s:tokenization.py (old), %d alternating rounds, "
-          "CPU seconds per pass" % (revision, rounds))
+          "CPU seconds of 3 fresh instances' passes per round" % (revision, rounds))
     for lower in (True, False):
         tokens = {}
         for name, module in modules.items():

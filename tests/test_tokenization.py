@@ -147,6 +147,15 @@ def test_hand_written_cases_match_reference(vocab_file):
             assert ours.tokenize(text) == port.tokenize(text), text
 
 
+def test_whitespace_the_cleaner_deletes_is_the_documented_set():
+    """The fast path's argument (module docstring): the only str.split()
+    separators the cleaner deletes are these Cc characters; no whitespace
+    character is Cf, Cn, Co or Cs."""
+    assert tokenization._DROPPED_SPACES == "\x0b\x0c\x1c\x1d\x1e\x1f\x85"  # pylint: disable=protected-access
+    spaces = [chr(cp) for cp in range(0x110000) if chr(cp).isspace()]
+    assert {unicodedata.category(char) for char in spaces} == {"Cc", "Zs", "Zl", "Zp"}
+
+
 def test_whitespace_tokenize():
     assert tokenization.whitespace_tokenize("  a b\u2028c\t\n ") == ["a", "b", "c"]
     assert tokenization.whitespace_tokenize("") == []
@@ -396,8 +405,13 @@ def _original_char_tables():
     return clean, punctuation, marks
 
 
-def _original_wordpiece(word, vocab, max_input_chars_per_word=200):
+def _original_wordpiece(word, vocab, vocab_chars, max_input_chars_per_word=200):
     if len(word) > max_input_chars_per_word:
+        return ["[UNK]"]
+    # Same result, sooner (most walked words): every candidate covering a
+    # character contains it, so where no vocabulary entry holds that character
+    # the loop below would end in [UNK].
+    if not vocab_chars.issuperset(word):
         return ["[UNK]"]
     pieces = []
     start = 0
@@ -416,8 +430,10 @@ def _original_wordpiece(word, vocab, max_input_chars_per_word=200):
 
 
 def _original_tokenize(text, do_lower_case, vocab, tables):
-    """The original ``FullTokenizer.tokenize`` (``text`` is a str)."""
+    """The original ``FullTokenizer.tokenize`` (``text`` is a str; ``vocab`` a
+    (dict, set of its characters) pair)."""
     clean, punctuation, marks = tables
+    vocab, vocab_chars = vocab
     basic = []
     # _clean_text, _tokenize_chinese_chars, whitespace_tokenize:
     for token in text.translate(clean).split():
@@ -426,7 +442,7 @@ def _original_tokenize(text, do_lower_case, vocab, tables):
         # _run_split_on_punc, then whitespace_tokenize(" ".join(...)):
         basic.extend(token.translate(punctuation).split())
     # WordpieceTokenizer.tokenize on each basic token (it holds no whitespace).
-    return [piece for token in basic for piece in _original_wordpiece(token, vocab)]
+    return [piece for token in basic for piece in _original_wordpiece(token, vocab, vocab_chars)]
 
 
 # Every code point but the surrogates, which UTF-8 text cannot hold (they are
@@ -451,11 +467,15 @@ def _walk(code_points, do_lower_case, vocab_file, tables, batch=4096):
     space is a separator for both, so a batch's output is the concatenation of
     its words' outputs (a word whose code point is whitespace splits into two
     tokens, one whose code point is dropped joins into one, neither touches
-    its neighbours).  Only a batch that differs is redone one word at a time,
-    to name the code points; returns (the first 20 of them, differing batches).
+    its neighbours).  So equal batches mean equal words, short of two
+    neighbouring words' differences cancelling exactly.  Only a batch that
+    differs is redone one word at a time, to name the code points; returns
+    (the first 20 of them, the number of differing batches).
     """
     ours = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case)
-    vocab = tokenization.load_vocab(vocab_file)
+    with open(vocab_file, encoding="utf-8", newline="\n") as handle:  # the original's readline()
+        entries = {line.strip(): index for index, line in enumerate(handle)}
+    vocab = (entries, set("".join(entries)))
     differing, bad_batches = [], 0
     for start in range(0, len(code_points), batch):
         words = [_walk_word(cp) for cp in code_points[start:start + batch]]
@@ -486,17 +506,19 @@ def fixture_fresh_memo_tables():
     the walks' million entries are freed with this module's tests."""
     with pytest.MonkeyPatch.context() as patch:
         for name in ("_CLEAN_TABLE", "_PUNCT_TABLE", "_MN_TABLE"):
-            table = getattr(tokenization, name)
-            patch.setattr(tokenization, name, tokenization._LazyTable(table._compute))  # pylint: disable=protected-access
+            compute = getattr(tokenization, name)._compute  # pylint: disable=protected-access
+            patch.setattr(tokenization, name, tokenization._LazyTable(compute))  # pylint: disable=protected-access
         yield
 
 
 @pytest.mark.parametrize("lower", [True, False])
 def test_every_code_point_in_a_word_matches_the_original(
         real_vocab, original_tables, fresh_memo_tables, lower):  # pylint: disable=unused-argument
-    """U+0000..U+10FFFF (surrogates walked below), cased and uncased, with the
-    real uncased vocabulary: cased, an upper-case letter, a kept accent or a
-    dropped character changes the word pieces too."""
+    """U+0000..U+10FFFF (surrogates walked below), cased and uncased.
+
+    Both casings use the real uncased vocabulary, where a casing mistake shows
+    in the word pieces: cased, "aAb" or "a\u0301b" is [UNK], lower-cased they
+    would be "aab" or "ab"."""
     assert len(_ALL_CODE_POINTS) == 1_112_064
     differing, bad_batches = _walk(_ALL_CODE_POINTS, lower, real_vocab, original_tables)
     assert not differing and not bad_batches, "%d batches differ; first code points:\n%s" % (
@@ -517,7 +539,8 @@ def test_walk_reports_differing_code_points(real_vocab, original_tables, monkeyp
     (every category C* dropped), unassigned and private-use code points differ."""
     old_rule = lambda char: char not in "\t\n\r" and unicodedata.category(char)[0] == "C"  # noqa: E731
     monkeypatch.setattr(tokenization, "_is_control", old_rule)
-    monkeypatch.setattr(tokenization, "_CLEAN_TABLE", tokenization._LazyTable(tokenization._clean_char))  # pylint: disable=protected-access
+    old_table = tokenization._LazyTable(tokenization._clean_char)  # pylint: disable=protected-access
+    monkeypatch.setattr(tokenization, "_CLEAN_TABLE", old_table)
     code_points = list(range(0x360, 0x380)) + list(range(0xE000, 0xE010))
     differing, bad_batches = _walk(code_points, True, real_vocab, original_tables, batch=16)
     assert bad_batches == 2  # U+0370-U+037F holds the unassigned U+0378 and U+0379

@@ -233,8 +233,8 @@ def _is_control(char):
 
     Only categories Cc and Cf, as the original since March 2019 ("to support
     emojis"): unassigned (Cn), private-use (Co) and surrogate (Cs) code points
-    are ordinary characters, so a word holding one becomes [UNK] rather than
-    losing the character.
+    are ordinary characters, so WordPiece sees them (a word holding one is
+    [UNK] unless the vocabulary has the character) instead of losing them.
     """
     if char in "\t\n\r":
         return False

@@ -14,9 +14,9 @@ caches is part of the measured cost.  ``build_corpus`` and
 
 ``--compare_to REV`` instead times this ``tokenization.py`` against the one
 of git revision REV (loaded under another module name) in the same process,
-alternating which goes first, and prints the median of the per-round time
-ratios new/old: on a shared, noisy machine two separate runs are not
-comparable, alternating rounds are.  It also checks that both give the same
+alternating which goes first, and prints the median of the per-round CPU
+time ratios new/old (below 1: the new one is faster): on a shared, noisy
+machine two separate runs are not comparable, alternating rounds are.  It also checks that both give the same
 tokens on the whole corpus.
 """
 import argparse

@@ -82,7 +82,8 @@ def test_real_weights_give_huggingface_outputs(minilm_dir, converted_minilm):
         assert missing == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
 
     torch_model = transformers.BertModel.from_pretrained(minilm_dir).eval()
-    # Our tokenizer, token-for-token identical to HF's (tests/test_tokenization.py), with the
+    # Our tokenizer, token-for-token identical to HF's on text like these sentences (it differs
+    # only on private-use and newly assigned characters: tests/test_tokenization.py), with the
     # real vocabulary. (transformers 5's BertTokenizerFast(vocab_file=...) ignores the file and
     # builds a 5-entry vocabulary: every token would be [UNK].)
     tokenizer = tokenization.FullTokenizer(os.path.join(converted_minilm, "vocab.txt"))

@@ -66,6 +66,7 @@ import operator
 import os
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from errors import InputError
 import file_io
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class InputExample:
     line: Optional[int] = None  # 1-based line in its file, for error messages
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data file does not have the expected layout or content; the message names file and line."""
 
     def __init__(self, message, path=None, line=None):

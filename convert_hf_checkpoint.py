@@ -42,6 +42,7 @@ from absl import flags
 
 import checkpoints
 import common_flags
+from errors import InputError
 import file_io
 import modeling
 
@@ -57,7 +58,7 @@ HF_TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 HF_TOKENIZER_JSON_NAME = "tokenizer.json"
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """The weights or config cannot be converted; the message names every offending tensor."""
 
 

@@ -75,6 +75,7 @@ import time
 
 from absl import app, flags, logging
 
+from errors import InputError
 import file_io
 import tokenization
 
@@ -128,7 +129,7 @@ _SHIFT = 32
 _MASK = (1 << _SHIFT) - 1
 
 
-class VocabSizeError(ValueError):
+class VocabSizeError(InputError):
     """The requested vocabulary cannot hold the special tokens and every needed character."""
 
 

@@ -31,6 +31,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
+from errors import InputError
 import tokenization
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _NULL_SCORE_START = 1000000    # the original's "large and positive" start for t
 _SHOWN_IDS = 5                 # question ids quoted in the skipped-answers warning
 
 
-class SquadError(ValueError):
+class SquadError(InputError):
     """The SQuAD file is unreadable or malformed; the message names the file and, where one is
     known, the question id (else the article/paragraph position)."""
 

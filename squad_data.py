@@ -137,7 +137,7 @@ def _load_json(path, open_fn):
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise SquadError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}",
+        raise SquadError(f"not valid JSON: {e.msg}: line {e.lineno}, column {e.colno}",
                          path) from None
     if not isinstance(data, dict):
         raise SquadError(f"expected a JSON object at the top level, got {type(data).__name__}",

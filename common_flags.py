@@ -346,7 +346,8 @@ def bert_config_from_flags(f):
     if f.max_seq_length > config.max_position_embeddings:
         raise InputError(f"Cannot use sequence length {f.max_seq_length} because the BERT model "
                          f"was only trained up to sequence length "
-                         f"{config.max_position_embeddings} ({f.bert_config_file})")
+                         f"{config.max_position_embeddings} (--max_seq_length={f.max_seq_length}; "
+                         f"max_position_embeddings in {f.bert_config_file})")
     return config
 
 

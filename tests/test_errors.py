@@ -231,27 +231,20 @@ def pretraining_data_flags(tmp_path, **overrides):
                 **overrides)
 
 
-def test_an_empty_or_missing_vocabulary_is_named(tmp_path, capsys):
-    empty = write_text(tmp_path / "empty_vocab.txt", "")
+@pytest.mark.parametrize("flag, content, expected", [
+    ("vocab_file", "", "Vocabulary file {path} is empty"),
+    ("vocab_file", None, "No such file or directory: {path}"),
+    ("input_file", "", "no instances: {path} holds no text"),
+    ("input_file", None, "--input_file: '{path}' does not exist"),
+])
+def test_an_empty_or_missing_vocabulary_or_input_is_named(flag, content, expected, tmp_path,
+                                                          capsys):
+    path = str(tmp_path / f"bad_{flag}.txt")
+    if content is not None:
+        write_text(path, content)
     line = command_error(capsys, create_pretraining_data,
-                         **pretraining_data_flags(tmp_path, vocab_file=empty))
-    assert line == f"ERROR: Vocabulary file {empty} is empty"
-    missing = str(tmp_path / "missing_vocab.txt")
-    line = command_error(capsys, create_pretraining_data,
-                         **pretraining_data_flags(tmp_path, vocab_file=missing))
-    assert line == f"ERROR: No such file or directory: {missing}"
-    assert sorted(os.listdir(tmp_path)) == ["corpus.txt", "empty_vocab.txt", "vocab.txt"]
-
-
-def test_an_empty_or_missing_input_is_named(tmp_path, capsys):
-    empty = write_text(tmp_path / "empty.txt", "")
-    line = command_error(capsys, create_pretraining_data,
-                         **pretraining_data_flags(tmp_path, input_file=empty))
-    assert line == f"ERROR: no instances: {empty} holds no text"
-    missing = str(tmp_path / "missing.txt")
-    line = command_error(capsys, create_pretraining_data,
-                         **pretraining_data_flags(tmp_path, input_file=missing))
-    assert line == f"ERROR: --input_file: {missing!r} does not exist"
+                         **pretraining_data_flags(tmp_path, **{flag: path}))
+    assert line == "ERROR: " + expected.format(path=path)
     assert not os.path.exists(tmp_path / "out.tfrecord")
 
 

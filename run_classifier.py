@@ -106,8 +106,9 @@ dynamic padder (tf.distribute.RunOptions.experimental_enable_dynamic_batch_size,
 so no example is dropped or duplicated.
 
 Bad input fails before training with a message naming the file and line (classifier_data.DataError
-or FileNotFoundError): a row with the wrong number of columns, an unknown label in a dev set, an
-empty file, a missing file for the requested mode. Everything written (results, submissions,
+or FileNotFoundError), printed as one `ERROR:` line (common_flags.run): a row with the wrong number
+of columns, an unknown label in a dev set, an empty file, a missing file for the requested mode.
+Everything written (results, submissions,
 caches, checkpoints) is written atomically.
 """
 

@@ -214,7 +214,8 @@ def test_a_missing_checkpoint_is_named(model, tmp_path, capsys):
 def test_max_seq_length_above_max_position_embeddings_names_the_flag_and_config(
         model, tmp_path, capsys):
     predict_file = write_text(tmp_path / "dev.json", '{"version": "v2.0", "data": []}')
-    # run_squad.py's own default, 384, though run_classifier.py (128) was imported first.
+    # run_squad.py's own default, 384, whichever script defined --max_seq_length first (here
+    # run_classifier.py, 128: run_main applies the script's defaults).
     line = command_error(capsys, run_squad, do_predict="true", predict_file=predict_file,
                          **model_flags(model, tmp_path / "out"))
     assert "--max_seq_length=384; max_position_embeddings in " + model.bert_config_file in line

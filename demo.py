@@ -43,9 +43,10 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 import checkpoints
+import common_flags
 import modeling
 import tokenization
 
@@ -394,4 +395,4 @@ def _first_lines(path, n):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    common_flags.run(main)

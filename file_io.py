@@ -10,6 +10,8 @@ import glob as _glob
 import os
 import uuid
 
+from errors import InputError
+
 
 def is_remote(path) -> bool:
     """Whether `path` names a file only `tf.io.gfile` can reach (it has a scheme: "gs://...")."""
@@ -50,7 +52,7 @@ def glob(pattern):
     return sorted(_glob.glob(pattern))
 
 
-class InputFileError(ValueError):
+class InputFileError(InputError):
     """A file pattern of a flag that names no file to read.
 
     The message starts with the flag and quotes the pattern, e.g.

@@ -38,6 +38,7 @@ Dimension legend used in shape comments:
 """
 
 import copy
+import errno
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ import tensorflow as tf
 
 import file_io
 import kernels
+from errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -109,27 +111,27 @@ class BertConfig:
         for key in self._INT_KEYS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{source}: `{key}` must be a positive integer, got {value!r}")
+                raise InputError(f"{source}: `{key}` must be a positive integer, got {value!r}")
         for key in self._FLOAT_KEYS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{source}: `{key}` must be a non-negative number, got {value!r}")
+                raise InputError(f"{source}: `{key}` must be a non-negative number, got {value!r}")
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if getattr(self, key) >= 1:
-                raise ValueError(f"{source}: `{key}` must be below 1, got {getattr(self, key)!r}")
+                raise InputError(f"{source}: `{key}` must be below 1, got {getattr(self, key)!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"{source}: hidden_size ({self.hidden_size}) is not a multiple of "
+            raise InputError(f"{source}: hidden_size ({self.hidden_size}) is not a multiple of "
                              f"num_attention_heads ({self.num_attention_heads})")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"{source}: unknown hidden_act {self.hidden_act!r}; expected one of "
+            raise InputError(f"{source}: unknown hidden_act {self.hidden_act!r}; expected one of "
                              f"{sorted(ACTIVATIONS)}")
 
     @classmethod
     def from_dict(cls, json_object, source="BertConfig.from_dict"):
         if not isinstance(json_object, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
+            raise InputError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
         if "vocab_size" not in json_object:
-            raise ValueError(f"{source}: missing required key `vocab_size` (is this a BERT "
+            raise InputError(f"{source}: missing required key `vocab_size` (is this a BERT "
                              f"bert_config.json? keys found: {sorted(json_object)})")
         known = {"vocab_size", *cls._DEFAULTS}
         config = cls.__new__(cls)
@@ -148,11 +150,14 @@ class BertConfig:
             with tf.io.gfile.GFile(json_file, "r") as reader:
                 text = reader.read()
         except tf.errors.NotFoundError:
-            raise FileNotFoundError(f"BERT config file not found: {json_file}") from None
+            raise FileNotFoundError(errno.ENOENT, "BERT config file not found", json_file) from None
+        except tf.errors.OpError as e:  # a directory, no permission, ...
+            raise InputError(f"{json_file}: cannot read the BERT config file "
+                             f"({e.message.strip()})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{json_file}: not valid JSON (line {e.lineno}, column {e.colno}: "
+            raise InputError(f"{json_file}: not valid JSON (line {e.lineno}, column {e.colno}: "
                              f"{e.msg})") from None
         return cls.from_dict(data, source=json_file)
 
@@ -318,7 +323,7 @@ class Embeddings(tf.Module):
     def __call__(self, input_ids, token_type_ids, training, compute_dtype):
         seq_length = input_ids.shape[1]
         if seq_length is not None and seq_length > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings "
+            raise InputError(f"sequence length {seq_length} exceeds max_position_embeddings "
                              f"({self.config.max_position_embeddings}) of the BERT config")
         x = self._lookup(self.word_embeddings, input_ids)                   # [B, S, H]
         x += self._lookup(self.token_type_embeddings, token_type_ids)       # [B, S, H]

@@ -106,8 +106,9 @@ dynamic padder (tf.distribute.RunOptions.experimental_enable_dynamic_batch_size,
 so no example is dropped or duplicated.
 
 Bad input fails before training with a message naming the file and line (classifier_data.DataError
-or FileNotFoundError): a row with the wrong number of columns, an unknown label in a dev set, an
-empty file, a missing file for the requested mode. Everything written (results, submissions,
+or FileNotFoundError), printed as one `ERROR:` line (common_flags.run): a row with the wrong number
+of columns, an unknown label in a dev set, an empty file, a missing file for the requested mode.
+Everything written (results, submissions,
 caches, checkpoints) is written atomically.
 """
 
@@ -118,12 +119,13 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 import checkpoints
 import classifier_data
 import classifier_features
 import common_flags
+from errors import InputError
 import file_io
 import input_pipeline
 import metrics
@@ -251,7 +253,7 @@ def check_flags(modes, distillation, task_flags, paths, transfer_file):
     """The flag combinations the script refuses; `paths`: {flag name: value} for --vocab_file,
     --bert_config_file, --output_dir and --data_dir."""
     if not (modes.do_train or modes.do_eval or modes.do_predict or modes.do_label_transfer):
-        raise ValueError("At least one of `do_train`, `do_eval`, `do_predict' or "
+        raise InputError("At least one of `do_train`, `do_eval`, `do_predict' or "
                          "`do_label_transfer` must be True.")
     reads_data_dir = (modes.do_eval or modes.do_predict or modes.eval_every_steps
                       or (modes.do_train and not distillation.soft_labels_file))
@@ -259,31 +261,31 @@ def check_flags(modes, distillation, task_flags, paths, transfer_file):
     for name in ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
             ("data_dir",) if reads_data_dir else ()):
         if not values[name]:
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
     check_distillation_flags(modes, distillation, transfer_file)
     if modes.eval_every_steps < 0 or (modes.eval_every_steps and not modes.do_train):
-        raise ValueError(f"--eval_every_steps={modes.eval_every_steps} needs --do_train and must "
+        raise InputError(f"--eval_every_steps={modes.eval_every_steps} needs --do_train and must "
                          "be at least 0")
     key = _task_key(task_flags.task_name)
     if task_flags.generic and key != "generic":
-        raise ValueError(f"--{', --'.join(task_flags.generic)} only apply to --task_name=generic")
+        raise InputError(f"--{', --'.join(task_flags.generic)} only apply to --task_name=generic")
     if task_flags.xnli_language and key != "xnli":
-        raise ValueError("--xnli_language only applies to --task_name=xnli")
+        raise InputError("--xnli_language only applies to --task_name=xnli")
 
 
 def check_distillation_flags(modes, distillation, transfer_file):
     if bool(modes.do_label_transfer) != bool(transfer_file):
-        raise ValueError("--do_label_transfer and --transfer_file go together")
+        raise InputError("--do_label_transfer and --transfer_file go together")
     if distillation.soft_labels_file and not modes.do_train:
-        raise ValueError("--teacher_soft_labels is for training a student: it needs --do_train")
+        raise InputError("--teacher_soft_labels is for training a student: it needs --do_train")
     if not distillation.soft_labels_file and (distillation.temperature != 1.0
                                               or distillation.gold_label_weight):
-        raise ValueError("--distill_temperature and --gold_label_weight need "
+        raise InputError("--distill_temperature and --gold_label_weight need "
                          "--teacher_soft_labels")
     if not distillation.temperature > 0:
-        raise ValueError(f"--distill_temperature={distillation.temperature} must be positive")
+        raise InputError(f"--distill_temperature={distillation.temperature} must be positive")
     if not 0 <= distillation.gold_label_weight <= 1:
-        raise ValueError(f"--gold_label_weight={distillation.gold_label_weight} must be in [0, 1]")
+        raise InputError(f"--gold_label_weight={distillation.gold_label_weight} must be in [0, 1]")
 
 
 def _task_key(task_name):
@@ -378,13 +380,13 @@ def load_task_data(task_flags, modes, distillation, data_dir, transfer_file, mod
     if modes.needs_dev_sets:
         data.dev = task.dev_sets(data_dir)
         if not data.dev:
-            raise ValueError(f"task {task.name!r} has no dev set to evaluate on")
+            raise InputError(f"task {task.name!r} has no dev set to evaluate on")
     if modes.do_predict:
         data.test = task.test_sets(data_dir)
     if modes.do_label_transfer:
         data.transfer = transfer_examples(task, transfer_file)
     if not task.is_regression and task.labels is None:
-        raise ValueError(f"the labels of task {task.name!r} are not known: train first in this "
+        raise InputError(f"the labels of task {task.name!r} are not known: train first in this "
                          f"--output_dir, or pass --labels")
     return data
 
@@ -397,7 +399,7 @@ def student_soft_labels(soft, task, distillation):
             f"{path}: the teacher is a {soft.kind} model, the student's task {task.name!r} is "
             f"{task.kind}")
     if task.is_regression and distillation.temperature != 1.0:
-        raise ValueError("--distill_temperature applies to classification; regression distils "
+        raise InputError("--distill_temperature applies to classification; regression distils "
                          "with the squared error to the teacher's value")
     if soft.header.get("task") not in (None, task.name):
         logging.warning("%s was written for task %r; the student's task is %r", path,
@@ -419,7 +421,7 @@ def transfer_examples(task, transfer_file):
     transfer<k>-<n> (k = 1, 2, ...) for several."""
     paths = transfer_files(transfer_file)
     if not paths:
-        raise ValueError(f"--transfer_file={transfer_file!r} names no file")
+        raise InputError(f"--transfer_file={transfer_file!r} names no file")
     examples = []
     for k, path in enumerate(paths, 1):
         examples += task.transfer_examples(path, "transfer" if len(paths) == 1
@@ -434,7 +436,7 @@ def check_labels_match(task, output_dir, has_checkpoint):
     saved = read_label_list(output_dir)
     if saved is not None and saved != task.labels:
         if has_checkpoint:
-            raise ValueError(
+            raise InputError(
                 f"the labels {task.labels} differ from those of the model in --output_dir="
                 f"{output_dir} ({LABEL_LIST_FILE}: {saved}); use another --output_dir")
         logging.warning("Replacing %s (%s): no checkpoint uses it", LABEL_LIST_FILE, saved)
@@ -816,7 +818,6 @@ def train(runner, fine_tuning, data, records, distillation, callbacks, threshold
 
 def main(argv):
     del argv
-    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     modes = Modes(f.do_train, f.do_eval, f.do_predict, f.do_label_transfer, f.eval_every_steps)
@@ -829,7 +830,7 @@ def main(argv):
     bert_config = common_flags.start_fine_tuning(f)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (modes.do_train or has_checkpoint or f.init_checkpoint):
-        raise ValueError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
+        raise InputError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
                          "and no --init_checkpoint")
     data = load_task_data(task_flags, modes, distillation, f.data_dir, f.transfer_file,
                           () if modes.do_train and not has_checkpoint
@@ -869,4 +870,4 @@ if __name__ == "__main__":
     flags.mark_flag_as_required("vocab_file")
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    common_flags.run(main)

@@ -58,6 +58,7 @@ import collections
 import re
 import unicodedata
 
+from errors import InputError
 import file_io
 
 _CJK_RANGES = (
@@ -97,7 +98,7 @@ def convert_to_unicode(text, source=None):
             return text.decode("utf-8")
         except UnicodeDecodeError as err:
             where = source if source is not None else "input %r" % _snippet(text)
-            raise ValueError(
+            raise InputError(
                 "%s is not valid UTF-8: byte 0x%02x at byte offset %d (%s)"
                 % (where, text[err.start], err.start, err.reason)
             ) from None
@@ -122,13 +123,13 @@ def load_vocab(vocab_file):
     if lines and not lines[-1]:
         lines.pop()  # the newline ending the last line starts no new line
     if not lines:
-        raise ValueError("Vocabulary file %s is empty" % vocab_file)
+        raise InputError("Vocabulary file %s is empty" % vocab_file)
     vocab = collections.OrderedDict()
     for index, line in enumerate(lines):
         try:
             token = line.decode("utf-8").strip()
         except UnicodeDecodeError as err:
-            raise ValueError(
+            raise InputError(
                 "Vocabulary file %s, line %d: not valid UTF-8 (byte offset %d in the line)"
                 % (vocab_file, index + 1, err.start)
             ) from None
@@ -136,8 +137,9 @@ def load_vocab(vocab_file):
     return vocab
 
 
-class VocabLookupError(KeyError, ValueError):
-    """A token (or id) is missing from the vocabulary; both a KeyError and a ValueError."""
+class VocabLookupError(KeyError, InputError):
+    """A token (or id) is missing from the vocabulary; both a KeyError and an errors.InputError
+    (a ValueError): what reaches a user is a vocabulary file without a token the code needs."""
 
     def __str__(self):
         return self.args[0]

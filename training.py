@@ -27,6 +27,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 import checkpoints
+from errors import InputError
 import file_io
 import optimization
 
@@ -42,7 +43,7 @@ def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tp
     `num_tpu_cores` is informational: the TPU system reports its own topology.
     """
     if distribution_strategy not in STRATEGIES:
-        raise ValueError(f"--distribution_strategy={distribution_strategy!r}; expected one of "
+        raise InputError(f"--distribution_strategy={distribution_strategy!r}; expected one of "
                          f"{', '.join(STRATEGIES)}")
     if use_tpu or distribution_strategy == "tpu":
         tpu = tpu_name or master or ""
@@ -191,7 +192,7 @@ class Runner:
     def _train_loop_fn(self, config, loss_fn, optimizer):
         strategy, k = self.strategy, config.gradient_accumulation_steps
         if config.train_batch_size % (k * strategy.num_replicas_in_sync):
-            raise ValueError(
+            raise InputError(
                 f"--train_batch_size={config.train_batch_size} must be divisible by "
                 f"--gradient_accumulation_steps={k} x {strategy.num_replicas_in_sync} replica(s)")
 

@@ -15,7 +15,7 @@ import convert_hf_checkpoint as convert
 import modeling
 import tokenization
 from real_model import real_model_dir
-from script_main import run_script_main
+from script_main import error_line, run_script_command, run_script_main
 
 TOLERANCE = 1e-4
 
@@ -375,12 +375,13 @@ def test_unknown_names_are_reported_not_dropped_silently(tiny_hf, tmp_path):
     assert any("rotary" in w for w in report.warnings)
 
 
-def test_non_empty_output_dir_needs_overwrite(tiny_hf, tmp_path):
+def test_non_empty_output_dir_needs_overwrite(tiny_hf, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "something").write_text("keep me")
-    with pytest.raises(SystemExit, match="not empty.*--overwrite"):
-        run_main(hf_model_dir=tiny_hf[0], output_dir=str(out))
+    assert run_script_command(convert, hf_model_dir=tiny_hf[0], output_dir=str(out)) == 1
+    assert error_line(*capsys.readouterr()).startswith(
+        f"ERROR: --output_dir {out} is not empty; pass --overwrite")
     assert sorted(os.listdir(out)) == ["something"]
     assert run_main(hf_model_dir=tiny_hf[0], output_dir=str(out), overwrite="true") == 0
     assert (out / "something").read_text() == "keep me"

@@ -238,7 +238,8 @@ def check_flags():
 
 
 def write_input(work_dir):
-    """Writes --sentences sentences, one a line, to work_dir/input.txt: (its path, the sentences)."""
+    """Writes --sentences sentences, one a line, to work_dir/input.txt; returns (its path, the
+    sentences)."""
     sentences = build_sentences(FLAGS.sentences)
     input_file = os.path.join(work_dir, "input.txt")
     with open(input_file, "w", encoding="utf-8") as f:

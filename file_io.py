@@ -184,10 +184,18 @@ def _remove_tree_quietly(path):
 
 
 def _rename_directory(src, dst):
-    if is_remote(dst):
-        _gfile().rename(src, dst)
-    else:
+    """Moves the directory `src` to `dst` (which must not exist): one rename locally; file by file
+    on other filesystems, whose renames move single objects (gs://) or names (ram://)."""
+    if not is_remote(dst):
         os.rename(src, dst)
+        return
+    gfile = _gfile()
+    for folder, _, files in gfile.walk(src):
+        target = dst + folder[len(src):]
+        gfile.makedirs(target)
+        for name in files:
+            gfile.rename(f"{folder}/{name}", f"{target}/{name}")
+    gfile.rmtree(src)
 
 
 @contextlib.contextmanager
@@ -197,8 +205,9 @@ def atomic_directory(path, overwrite=False):
     see no directory or a complete one, never half of one.
 
     An existing `path` is an InputError unless `overwrite`; then the old directory is moved aside
-    and removed once the new one is in place. Local renames are atomic; on gs:// a directory
-    rename copies, so there it only keeps a failed write from leaving anything at `path`.
+    and removed once the new one is in place. A local rename is atomic; on other filesystems
+    (gs://) files are moved one by one, so there it only keeps a failed write from leaving
+    anything at `path`.
     Creates the parent of a local `path`.
     """
     exists = _gfile().exists(path) if is_remote(path) else os.path.lexists(path)

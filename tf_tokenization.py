@@ -367,7 +367,7 @@ def pack_inputs(segments, seq_length, cls_id, sep_id):
 
     Args:
       segments: a list of 1 or 2 int32 RaggedTensors [B, (tokens)] or [B, (words), (pieces)].
-      seq_length: a Python int, or an int32 scalar tensor (at least 2 + number of segments).
+      seq_length: a Python int, or an int32 scalar tensor: at least 1 + number of segments.
       cls_id, sep_id: Python ints.
     Returns:
       dict of int32 [B, seq_length]: ``input_word_ids`` (``[CLS] a [SEP] (b [SEP])``, padded
@@ -375,14 +375,14 @@ def pack_inputs(segments, seq_length, cls_id, sep_id):
     """
     if not 1 <= len(segments) <= 2:
         raise ValueError("bert_pack_inputs takes 1 or 2 segments, not %d" % len(segments))
-    minimum = 2 + len(segments)
+    minimum = 1 + len(segments)  # [CLS] and a [SEP] per segment
     if isinstance(seq_length, int):
         if seq_length < minimum:
             raise ValueError("seq_length %d is below %d" % (seq_length, minimum))
         checks = []
     else:
         checks = [tf.debugging.assert_greater_equal(
-            seq_length, minimum, message="seq_length is below 2 + number of segments")]
+            seq_length, minimum, message="seq_length is below 1 + number of segments")]
     segments = [s.merge_dims(1, -1) if s.ragged_rank > 1 else s for s in segments]
     with tf.control_dependencies(checks):
         kept = _kept_lengths([s.row_lengths() for s in segments], seq_length)
@@ -454,27 +454,30 @@ class Tokenize(tf.Module):
 
 
 class BertPackInputs(tf.Module):
-    """The preprocessor's ``bert_pack_inputs(segments, seq_length=None)`` (``pack_inputs``).
+    """The preprocessor's ``bert_pack_inputs(segments, seq_length=<its default>)``
+    (``pack_inputs``).
 
-    Traced, as TF Hub's, for 1 or 2 segments of ragged rank 1 or 2, ``seq_length`` an int32
-    scalar or left out (the preprocessor's default), so a loaded SavedModel takes all of them.
+    As TF Hub's, a function whose default ``seq_length`` is the preprocessor's, traced for 1 or
+    2 segments of ragged rank 1 or 2 with ``seq_length`` an int32 scalar, so that a loaded
+    SavedModel takes any of them, ``seq_length`` given (a Python int too) or left out.
     """
 
     def __init__(self, cls_id, sep_id, seq_length, name="bert_pack_inputs"):
         super().__init__(name=name)
-        self._ids = (cls_id, sep_id)
-        self._seq_length = seq_length
+
+        def call(segments, seq_length=seq_length):
+            return pack_inputs(list(segments), seq_length, cls_id, sep_id)
+
+        # Saved under the name __call__, which makes the loaded object callable; the method
+        # below makes this one callable (Python looks __call__ up on the class).
+        self.__call__ = tf.function(call, autograph=False)
         for rank in (1, 2):
             spec = tf.RaggedTensorSpec([None] * (rank + 1), tf.int32, ragged_rank=rank)
             for count in (1, 2):
-                for length in (None, tf.TensorSpec([], tf.int32)):
-                    self.__call__.get_concrete_function([spec] * count, length)
+                self.__call__.get_concrete_function([spec] * count, tf.TensorSpec([], tf.int32))
 
-    @tf.function(autograph=False)
-    def __call__(self, segments, seq_length=None):
-        if seq_length is None:
-            seq_length = self._seq_length
-        return pack_inputs(list(segments), seq_length, *self._ids)
+    def __call__(self, segments, *args, **kwargs):  # pylint: disable=method-hidden
+        return self.__dict__["__call__"](segments, *args, **kwargs)
 
 
 class Preprocessor(tf.Module):
@@ -491,8 +494,8 @@ class Preprocessor(tf.Module):
 
     def __init__(self, vocab_file, do_lower_case, seq_length=128):
         super().__init__(name="preprocessor")
-        if seq_length < 3:
-            raise InputError("seq_length %d is too short for [CLS] text [SEP]" % seq_length)
+        if seq_length < 2:
+            raise InputError("seq_length %d is too short for [CLS] [SEP]" % seq_length)
         vocab = tokenization.load_vocab(vocab_file)
         special = _special_ids(vocab, vocab_file)
         self.vocab_file = tf.saved_model.Asset(vocab_file)

@@ -58,9 +58,9 @@ _CCC_SHIFT = 8         # bits 8-15: canonical combining class (NFD reordering)
 _MAP_SHIFT = 16        # bits 16-47: row of the lower-case + NFD replacement table (0: none)
 _BLOCK = 256           # code points per block of the two-level table
 
-_CAPITAL_SIGMA, _SMALL_SIGMA, _FINAL_SIGMA = 0x3A3, 0x3C3, 0x3C2
+_CAPITAL_SIGMA, _FINAL_SIGMA = 0x3A3, 0x3C2
 _MAX_CHARS_PER_WORD = 200   # tokenization.WordpieceTokenizer's default: longer words are [UNK]
-_MAX_BYTES_PER_WORD = 4 * _MAX_CHARS_PER_WORD   # so the op never applies a limit of its own
+_MAX_BYTES_PER_WORD = 1024  # out of reach: a word that gets to the op has 800 bytes at most
 _SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]")
 
 
@@ -223,12 +223,19 @@ def _replace(chars, rows, token, props, tables):
         lambda: row)
     starts = tf.gather(tables.splits, row)
     lengths = tf.where(row > 0, tf.gather(tables.splits, row + 1) - starts, 1)
-    source = tf.repeat(tf.range(tf.size(chars, out_type=tf.int64)), lengths)
-    offset = tf.range(tf.reduce_sum(lengths)) - tf.gather(tf.cumsum(lengths, exclusive=True),
-                                                          source)
-    replaced = tf.gather(tables.values, tf.gather(starts, source) + offset)
-    out = tf.where(tf.gather(row, source) > 0, replaced, tf.gather(chars, source))
-    return out, tf.gather(rows, source), tf.gather(token, source)
+
+    def expand():
+        source = tf.repeat(tf.range(tf.size(chars, out_type=tf.int64)), lengths)
+        offset = tf.range(tf.reduce_sum(lengths)) - tf.gather(
+            tf.cumsum(lengths, exclusive=True), source)
+        replaced = tf.gather(tables.values, tf.gather(starts, source) + offset)
+        out = tf.where(tf.gather(row, source) > 0, replaced, tf.gather(chars, source))
+        return out, tf.gather(rows, source), tf.gather(token, source)
+
+    def one_for_one():  # the same when no replacement is longer or shorter (most text)
+        return tf.where(row > 0, tf.gather(tables.values, starts), chars), rows, token
+
+    return tf.cond(tf.reduce_all(tf.equal(lengths, 1)), one_for_one, expand)
 
 
 def _canonical_order(chars, token, props):
@@ -238,9 +245,7 @@ def _canonical_order(chars, token, props):
     ccc = tf.bitwise.right_shift(props, _CCC_SHIFT) % 256
     starts = tf.equal(ccc, 0) | tf.not_equal(token, _shifted(token, -1))
     run = tf.cumsum(tf.cast(starts, tf.int64))
-    size = tf.size(chars, out_type=tf.int64)
-    # A unique key per position, so the sort's own stability does not matter.
-    order = tf.argsort((run * 256 + ccc) * size + tf.range(size))
+    order = tf.argsort(run * 256 + ccc, stable=True)
     return tf.gather(chars, order), tf.gather(props, order)
 
 
@@ -362,6 +367,19 @@ def _kept_lengths(lengths, seq_length):
     return [kept_first, tf.where(fits, second, room - kept_first)]
 
 
+def _seq_length_checks(count, seq_length):
+    """Raises ValueError, or returns the graph's checks, unless there are 1 or 2 segments and
+    room for [CLS] and a [SEP] per segment."""
+    if not 1 <= count <= 2:
+        raise ValueError("bert_pack_inputs takes 1 or 2 segments, not %d" % count)
+    if not isinstance(seq_length, int):
+        return [tf.debugging.assert_greater_equal(
+            seq_length, 1 + count, message="seq_length is below 1 + number of segments")]
+    if seq_length < 1 + count:
+        raise ValueError("seq_length %d is below %d" % (seq_length, 1 + count))
+    return []
+
+
 def pack_inputs(segments, seq_length, cls_id, sep_id):
     """The encoder inputs for one or two segments, as the original's fine-tuning scripts build.
 
@@ -373,18 +391,8 @@ def pack_inputs(segments, seq_length, cls_id, sep_id):
       dict of int32 [B, seq_length]: ``input_word_ids`` (``[CLS] a [SEP] (b [SEP])``, padded
       with 0), ``input_mask`` (1 on tokens) and ``input_type_ids`` (1 on ``b [SEP]``).
     """
-    if not 1 <= len(segments) <= 2:
-        raise ValueError("bert_pack_inputs takes 1 or 2 segments, not %d" % len(segments))
-    minimum = 1 + len(segments)  # [CLS] and a [SEP] per segment
-    if isinstance(seq_length, int):
-        if seq_length < minimum:
-            raise ValueError("seq_length %d is below %d" % (seq_length, minimum))
-        checks = []
-    else:
-        checks = [tf.debugging.assert_greater_equal(
-            seq_length, minimum, message="seq_length is below 1 + number of segments")]
     segments = [s.merge_dims(1, -1) if s.ragged_rank > 1 else s for s in segments]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies(_seq_length_checks(len(segments), seq_length)):
         kept = _kept_lengths([s.row_lengths() for s in segments], seq_length)
     # The kept tokens, [CLS] and [SEP]s are scattered to their (row, column) in the output.
     batch = segments[0].nrows()

@@ -76,7 +76,8 @@ def compare(vocab_file, lines, lower):
     if pieces != graph[0]:
         raise SystemExit("piece counts differ: graph %d, tokenization.py %d" % (graph[0], pieces))
     graph_rate = graph[0] / graph[1]
-    print("Preprocessor.tokenize pieces/s over tokenization.py's: %.2fx (fresh instance), %.2fx (second pass)"
+    print("Preprocessor.tokenize pieces/s over tokenization.py's: %.2fx (fresh instance), "
+          "%.2fx (second pass)"
           % (graph_rate / rates[0], graph_rate / rates[1]))
 
 

@@ -1,4 +1,4 @@
-"""Tests for tf_tokenization.py: the in-graph tokenizer gives tokenization.py's ids, token for token.
+"""tf_tokenization.py: the in-graph tokenizer gives tokenization.py's ids, token for token.
 
 * the 1.4 MB real-text corpus (test_tokenization's), batched: ``Preprocessor.tokenize`` (flattened)
   equals ``FullTokenizer.tokenize_to_ids`` and ``Preprocessor.__call__`` equals
@@ -281,15 +281,18 @@ def test_final_sigma_follows_str_lower(tokenizers):
 
 # Combining characters that are not Mn (so NFD's reordering shows after the marks go: U+1D165,
 # U+1D16D, U+302E; classes 216, 226, 224) among Mn marks of other classes (U+0301: 230,
-# U+0316: 220, U+0334: 1, U+093C: 7), letters, precomposed letters and a Hangul syllable.
+# U+0316: 220, U+0334: 1, U+093C: 7; U+034F: 0, which ends a run), letters, precomposed
+# letters and a Hangul syllable.
 REORDER_ALPHABET = ["\U0001d165", "\U0001d16d", "\u302e", "\U0001d16e", "\u0301", "\u0316",
-                    "\u0334", "\u093c", "a", "\u00e9", "\u1e69", "\uac00", " ", "."]
+                    "\u0334", "\u093c", "\u034f", "a", "\u00e9", "\u1e69", "\uac00", " ", "."]
 
 
 def test_canonical_reordering_follows_nfd(tokenizers):
     preprocessor, full = tokenizers("uncased", True)
     text = "a\U0001d16d\u0301\U0001d165"  # classes 226, 230, 216: NFD puts U+1D165 first
     assert _graph_basic_tokens(preprocessor, [text]) == [["a\U0001d165\U0001d16d"]]
+    text = "a\U0001d16d\u034f\U0001d165"  # U+034F (Mn, class 0) keeps them apart
+    assert _graph_basic_tokens(preprocessor, [text]) == [["a\U0001d16d\U0001d165"]]
     texts = _random_texts(REORDER_ALPHABET, 3000, seed=11)
     _check_basic_tokens(preprocessor, full, texts)
     _check_ids(preprocessor, full, texts)
@@ -416,9 +419,10 @@ def test_invalid_utf8_is_an_error(tokenizers):
 def test_tables_follow_the_rules():
     """A few entries of the baked tables, read back: what the graph is built from."""
     props, values, splits = tf_tokenization._char_properties()  # pylint: disable=protected-access
+    map_shift = tf_tokenization._MAP_SHIFT  # pylint: disable=protected-access
 
     def replacement(char):
-        row = int(props[ord(char)]) >> tf_tokenization._MAP_SHIFT  # pylint: disable=protected-access
+        row = int(props[ord(char)]) >> map_shift
         return "".join(map(chr, values[splits[row]:splits[row + 1]])) if row else char
 
     assert replacement("\u0130") == "i\u0307"  # str.lower() lengthens it

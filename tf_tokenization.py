@@ -462,8 +462,8 @@ class Tokenize(tf.Module):
 
 
 class BertPackInputs(tf.Module):
-    """The preprocessor's ``bert_pack_inputs(segments, seq_length=<its default>)``
-    (``pack_inputs``).
+    """The preprocessor's ``bert_pack_inputs(segments, seq_length=None)`` (``pack_inputs``);
+    ``seq_length`` left out or None: the preprocessor's (a loaded SavedModel: left out).
 
     As TF Hub's, a function whose default ``seq_length`` is the preprocessor's, traced for 1 or
     2 segments of ragged rank 1 or 2 with ``seq_length`` an int32 scalar, so that a loaded
@@ -473,8 +473,11 @@ class BertPackInputs(tf.Module):
     def __init__(self, cls_id, sep_id, seq_length, name="bert_pack_inputs"):
         super().__init__(name=name)
 
-        def call(segments, seq_length=seq_length):
-            return pack_inputs(list(segments), seq_length, cls_id, sep_id)
+        default = seq_length
+
+        def call(segments, seq_length=default):
+            length = default if seq_length is None else seq_length
+            return pack_inputs(list(segments), length, cls_id, sep_id)
 
         # Saved under the name __call__, which makes the loaded object callable; the method
         # below makes this one callable (Python looks __call__ up on the class).
@@ -495,7 +498,7 @@ class Preprocessor(tf.Module):
     int32 [B, seq_length], ``[CLS] text [SEP]`` truncated and padded as the original;
     ``preprocessor.tokenize(strings)``: int32 RaggedTensor [B, (words), (pieces)];
     ``preprocessor.bert_pack_inputs(segments, seq_length=None)``: one or two tokenized segments
-    to the encoder inputs. Ids are ``tokenization.FullTokenizer``'s. ``vocab_file`` (an asset
+    to the encoder inputs (``seq_length`` None: ``preprocessor.seq_length``). Ids are ``tokenization.FullTokenizer``'s. ``vocab_file`` (an asset
     when saved) and ``do_lower_case`` (a variable) tell a consumer how the text was tokenized;
     the graph does not read them (changing the variable changes nothing).
     """
@@ -524,7 +527,7 @@ def save_preprocessor(vocab_file, do_lower_case, export_dir, seq_length=128, ove
 
     The SavedModel's ``serving_default`` signature takes ``sentences``, string [B], and returns
     the three encoder inputs. Loading it needs ``import tensorflow_text`` first (WordPiece is
-    its op). The directory appears whole or not at all.
+    its op). The directory appears whole or not at all. Returns the ``Preprocessor``.
 
     Raises:
       errors.InputError: ``export_dir`` exists and not ``overwrite``; the vocabulary cannot be

@@ -352,7 +352,7 @@ def test_real_text_pairs_equal_encode_pair(tokenizers, corpus, seq_length):
                   [tokenization.encode_pair(full, x, None, seq_length) for x in firsts], firsts)
 
 
-def test_packing_rejects_bad_arguments(tokenizers):
+def test_packing_arguments_defaults_and_bad_ones(tokenizers):
     preprocessor, _ = tokenizers("uncased", True)
     tokens = preprocessor.tokenize(tf.constant(["a b c"]))
     with pytest.raises(ValueError, match="1 or 2 segments, not 3"):
@@ -363,6 +363,9 @@ def test_packing_rejects_bad_arguments(tokenizers):
         preprocessor.bert_pack_inputs([tokens, tokens], seq_length=tf.constant(2))
     assert preprocessor.bert_pack_inputs([tokens], seq_length=2)["input_word_ids"].numpy() \
         .tolist() == [[101, 102]]
+    for default in (preprocessor.bert_pack_inputs([tokens]),
+                    preprocessor.bert_pack_inputs([tokens], seq_length=None)):
+        assert default["input_word_ids"].shape == (1, 128)
 
 
 # ---------------------------------------------------------------------------

@@ -27,10 +27,15 @@ The graph, for a batch of strings (shapes: B batch, N characters of the batch, W
    reordering is applied where it can matter after the marks go (combining characters that
    are not Mn); then Mn marks are dropped;
 4. every punctuation character is a word of its own; the rest of a token is split there;
-5. WordPiece on the words [W]: ``tensorflow_text.WordpieceTokenizer`` (greedy longest match
-   first, "##" for non-initial pieces, a word with an unmatchable position becomes [UNK]),
-   with the vocabulary as ``tokenization.load_vocab`` reads it; a word longer than 200 code
-   points (the original counts characters, the op counts bytes) becomes [UNK] first.
+5. WordPiece on the words [W]: ``tensorflow_text.FastWordpieceTokenizer`` without its own
+   pre-tokenization (the same pieces as the original's greedy longest-match-first search, "##"
+   for non-initial pieces, a word with an unmatchable position [UNK]), with the ids of the
+   vocabulary as ``tokenization.load_vocab`` reads it; a word longer than 200 code points (the
+   original counts characters, the op counts bytes) becomes [UNK] first (``WordPiece``).
+
+Steps 1-4 are ``basic_tokenize`` (``BasicTokenizer.tokenize``), all in core TensorFlow ops over
+the flat [N] code points of the batch, so their cost does not depend on how the text is split
+into strings; ``pack_inputs`` is the packing.
 
 The tables describe the exporting Python's Unicode (``unicodedata.unidata_version``); a
 SavedModel keeps them, so it tokenizes as the Python that wrote it.

@@ -350,11 +350,7 @@ def write_label_list(directory, labels):
 def model_directories(output_dir, init_checkpoint):
     """Where the model this run continues from or evaluates keeps its label_list.txt: the output
     directory, then the --init_checkpoint's."""
-    init_dir = None
-    if init_checkpoint:
-        init_dir = init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
-            else os.path.dirname(init_checkpoint)
-    return output_dir, init_dir
+    return output_dir, checkpoints.directory_of(init_checkpoint)
 
 
 def settle_task(task_flags, soft, model_dirs):

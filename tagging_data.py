@@ -40,12 +40,11 @@ first piece in a window is scored; for evaluation and prediction a word is score
 window where its first piece has the most context (squad_data.max_context_spans), so each word
 gets exactly one prediction (`word_predictions` checks it).
 """
-import collections
 import dataclasses
 import json
 import logging
 import os
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Iterator, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -372,8 +371,3 @@ def predictions_text(sentences, predicted_tags):
             lines.append(" ".join(x for x in (word, tag, guess) if x is not None) + "\n")
         lines.append("\n")
     return "".join(lines)
-
-
-def tag_counts(sentences) -> Dict[str, int]:
-    """{tag: how many words carry it}, for the log."""
-    return dict(collections.Counter(t for s in sentences for t in s.tags or ()))

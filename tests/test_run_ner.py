@@ -325,3 +325,20 @@ def minilm(tmp_path_factory):
     return dict(vocab_file=os.path.join(out, "vocab.txt"),
                 bert_config_file=os.path.join(out, "bert_config.json"),
                 init_checkpoint=os.path.join(out, "bert_model.ckpt"))
+
+
+def test_minilm_beats_random_weights_on_the_demo_tagging_set(minilm, tmp_path):
+    """The demo's comparison: 400 training sentences, one epoch (25 steps), the same budget from
+    the real weights and from random ones; dev people and towns are partly unseen in training.
+    In development runs MiniLM reached dev entity F1 0.985, random weights 0.643."""
+    f1 = {}
+    for name, init in (("minilm", minilm["init_checkpoint"]), ("random", "")):
+        out = tmp_path / name
+        run_main(data_dir=DEMO_TAGGING, output_dir=str(out), vocab_file=minilm["vocab_file"],
+                 bert_config_file=minilm["bert_config_file"], init_checkpoint=init,
+                 do_train="true", do_eval="true", max_seq_length=24, train_batch_size=16,
+                 learning_rate=2e-4, num_train_epochs=1.0, eval_batch_size=64)
+        results = read_results(out / "eval_results.txt")
+        assert results["global_step"] == 25
+        f1[name] = results["eval_f1"]
+    assert f1["minilm"] > 0.9 and f1["minilm"] > f1["random"] + 0.2, f1

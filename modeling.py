@@ -694,16 +694,10 @@ class BertClassifier(tf.Module):
         return self.classifier(out.pooled_output, training)
 
 
-class BertTokenClassifier(tf.Module):
-    """`bert/...` plus `output_weights` [L, H] / `output_bias` [L] applied to every token: a
-    tagger (named entities, chunks, parts of speech). L is the number of tags; dropout 0.1 on the
-    sequence output in training, as on the pooled output in BertClassifier."""
-
-    def __init__(self, config, num_labels, compute_dtype=tf.float32,
-                 use_one_hot_embeddings=False):
-        super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
-        self.classifier = ClassifierHead(config, num_labels, dropout_rate=0.1)
+class BertTokenClassifier(BertClassifier):
+    """BertClassifier's variables (`bert/...`, `output_weights` [L, H] / `output_bias` [L])
+    applied to every token instead of the pooled output: a tagger (named entities, chunks, parts
+    of speech). L is the number of tags; dropout 0.1 on the sequence output in training."""
 
     def __call__(self, features, training=False):
         """features: input_ids, input_mask, segment_ids int [B, S] -> logits [B, S, L] float32."""

@@ -677,15 +677,16 @@ class Evaluator:
     def __init__(self, runner, task, records, batch_size, threshold):
         self.runner, self.task, self.records = runner, task, records
         self.batch_size, self.threshold = batch_size, threshold
-        self._last = {}
+        self._results = training.once_per_step(runner, self._evaluate)
 
     def __call__(self, split):
-        step = int(self.runner.global_step.numpy())
-        if self._last.get(split, (None,))[0] != step:
-            dataset = self.records.dataset("eval", split, self.batch_size)
-            arrays = run_predictions(self.runner, self.task.kind, dataset)
-            self._last[split] = (step, eval_results(self.task, arrays, step, self.threshold))
-        return self._last[split][1]
+        return self._results(split)
+
+    def _evaluate(self, split):
+        dataset = self.records.dataset("eval", split, self.batch_size)
+        arrays = run_predictions(self.runner, self.task.kind, dataset)
+        return eval_results(self.task, arrays, int(self.runner.global_step.numpy()),
+                            self.threshold)
 
 
 def write_eval_results(output_dir, evaluator, splits):

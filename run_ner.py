@@ -252,23 +252,15 @@ def results(tagged, predictions, tags, prefix):
 
 
 class Evaluator:
-    """Predicts a file with the runner's current weights, once per step."""
+    """Predicts the dev file with the runner's current weights, once per step."""
 
-    def __init__(self, runner, tags, caches, max_seq_length, batch_size):
-        self.runner, self.tags, self.caches = runner, tags, caches
-        self.max_seq_length, self.batch_size = max_seq_length, batch_size
-        self._last = {}
+    def __init__(self, runner, tags, dev, cache, max_seq_length, batch_size):
+        self.tags, self.dev = tags, dev
+        self.predictions = training.once_per_step(runner, lambda _: predict_file(
+            runner, dev, tags, cache, max_seq_length, batch_size))
 
-    def __call__(self, split, tagged):
-        step = int(self.runner.global_step.numpy())
-        if self._last.get(split, (None,))[0] != step:
-            self._last[split] = (step, predict_file(
-                self.runner, tagged, self.tags, self.caches[split][0], self.max_seq_length,
-                self.batch_size))
-        return self._last[split][1]
-
-    def results(self, split, tagged, prefix="eval_"):
-        return results(tagged, self(split, tagged), self.tags, prefix)
+    def results(self):
+        return results(self.dev, self.predictions("dev"), self.tags, DEV_OUTPUTS.prefix)
 
 
 class Outputs(NamedTuple):
@@ -296,7 +288,7 @@ def write_outputs(output_dir, tagged, predictions, tags, outputs):
 
 # -- Training -------------------------------------------------------------------------------------
 
-def train_callbacks(eval_every_steps, output_dir, runner, evaluator, dev):
+def train_callbacks(eval_every_steps, output_dir, runner, evaluator):
     """[the --eval_every_steps callback keeping the best checkpoint], or [] when it is off."""
     if not eval_every_steps:
         return []
@@ -304,8 +296,7 @@ def train_callbacks(eval_every_steps, output_dir, runner, evaluator, dev):
         runner, os.path.join(output_dir, BEST_DIR),
         f"eval_{metrics.tagging_main_metric(evaluator.tags)}",
         {tagging_data.TAG_LIST_FILE: tagging_data.tag_list_text(evaluator.tags)})
-    return [training.eval_callback(lambda: evaluator.results("dev", dev), best,
-                                   eval_every_steps, output_dir)]
+    return [training.eval_callback(evaluator.results, best, eval_every_steps, output_dir)]
 
 
 def train(runner, fine_tuning, cache, max_seq_length, callbacks):
@@ -369,15 +360,16 @@ def main(argv):
         lambda: modeling.BertTokenClassifier(bert_config, len(run.tags), compute_dtype,
                                              f.use_tpu),
         f.output_dir)
-    evaluator = Evaluator(runner, run.tags, run.caches, f.max_seq_length, f.eval_batch_size)
+    evaluator = (Evaluator(runner, run.tags, run.files["dev"], run.caches["dev"][0],
+                           f.max_seq_length, f.eval_batch_size) if "dev" in run.files else None)
     if modes.do_train:
         train(runner, run.fine_tuning, run.caches["train"], f.max_seq_length, train_callbacks(
-            f.eval_every_steps, f.output_dir, runner, evaluator, run.files.get("dev")))
+            f.eval_every_steps, f.output_dir, runner, evaluator))
     else:
         runner.restore_for_evaluation(f.init_checkpoint)
     if modes.do_eval:
-        write_outputs(f.output_dir, run.files["dev"], evaluator("dev", run.files["dev"]),
-                      run.tags, DEV_OUTPUTS)
+        write_outputs(f.output_dir, run.files["dev"], evaluator.predictions("dev"), run.tags,
+                      DEV_OUTPUTS)
     if modes.do_predict:
         predictions = predict_file(runner, run.files["test"], run.tags, run.caches["test"][0],
                                    f.max_seq_length, f.predict_batch_size)

@@ -28,10 +28,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import classifier_features
 import input_pipeline
 import records
 import tagging_data
-import tokenization
 
 CACHE_FORMAT = 1  # bump when the record layout changes
 SHUFFLE_SEED = 12345
@@ -70,16 +70,11 @@ def sentences_sha256(sentences):
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureSettings:
-    """What the windows depend on besides the sentences and the tag set."""
-    vocab_file: str
-    do_lower_case: bool
-    max_seq_length: int
+class FeatureSettings(classifier_features.FeatureSettings):
+    """What the windows depend on besides the sentences and the tag set: the classifier's
+    settings (vocabulary, casing, max_seq_length; the tokenizer built when needed) and the
+    stride of the windows."""
     doc_stride: int
-
-    @functools.cached_property
-    def tokenizer(self):
-        return tokenization.FullTokenizer(self.vocab_file, self.do_lower_case)
 
     @functools.cached_property
     def layout(self):
@@ -88,8 +83,7 @@ class FeatureSettings:
     def fingerprint(self, sentences, tags, is_training):
         values = dataclasses.asdict(self)
         values.update(format=CACHE_FORMAT, is_training=is_training, tags=list(tags),
-                      vocab_file=input_pipeline.file_sha256(self.vocab_file),
-                      sentences_sha256=sentences_sha256(sentences),
+                      vocab_file=self.vocab_sha256, sentences_sha256=sentences_sha256(sentences),
                       num_sentences=len(sentences))
         return values
 

@@ -360,6 +360,19 @@ def _format_seconds(seconds):
 
 # -- Evaluation during training: the best checkpoint ---------------------------------------------
 
+def once_per_step(runner, fn):
+    """fn(key), computed again only once the runner's global step has moved on: an evaluation
+    every N steps and the one after training, at the same step, share one pass."""
+    last = {}
+
+    def call(key):
+        step = int(runner.global_step.numpy())
+        if last.get(key, (None,))[0] != step:
+            last[key] = (step, fn(key))
+        return last[key][1]
+    return call
+
+
 class BestCheckpoint:
     """Keeps the runner's weights with the best value of one result in a directory of their own
     (the fine-tuning scripts' --eval_every_steps, in <output_dir>/best/).

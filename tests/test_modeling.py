@@ -19,6 +19,21 @@ def tiny_config(**overrides):
     return modeling.BertConfig(**{**TINY, **overrides})
 
 
+def tiny_pretrained_model(root, vocab, seed=0, **overrides):
+    """vocab.txt, bert_config.json and a bert_model.ckpt (bert/* and cls/*, random weights) of
+    a tiny config with `vocab` (a list of entries) in directory `root`, as a released model's:
+    {vocab_file, bert_config_file, init_checkpoint} paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = tiny_config(vocab_size=len(vocab), **overrides)
+    config.to_json_file(str(root / "bert_config.json"))
+    tf.random.set_seed(seed)
+    checkpoints.save(str(root / "bert_model.ckpt"),
+                     checkpoints.named_variables(modeling.BertPretrainer(config)))
+    return dict(vocab_file=str(root / "vocab.txt"), bert_config_file=str(root / "bert_config.json"),
+                init_checkpoint=str(root / "bert_model.ckpt"))
+
+
 def inputs(batch=3, seq=7, seed=0):
     rng = np.random.RandomState(seed)
     ids = rng.randint(1, 99, (batch, seq)).astype(np.int32)

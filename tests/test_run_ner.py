@@ -15,15 +15,13 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
-import convert_hf_checkpoint
 import metrics
-import modeling
 import run_ner
 import tagging_data
 from errors import InputError
-from real_model import real_model_dir
+from real_model import converted_minilm
 from script_main import read_results, run_script_main
-from test_modeling import tiny_config
+from test_modeling import tiny_pretrained_model
 from test_run_classifier import assert_nothing_half_written, eval_events
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,16 +86,8 @@ def write_data(directory, seed=0, n_train=40, n_dev=12, test_tags=False):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """vocab.txt, bert_config.json and an init checkpoint of a tiny "pretrained" model."""
-    root = tmp_path_factory.mktemp("model")
-    (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    config = tiny_config(vocab_size=len(VOCAB))
-    config.to_json_file(str(root / "bert_config.json"))
-    tf.random.set_seed(0)
-    checkpoints.save(str(root / "bert_model.ckpt"),
-                     checkpoints.named_variables(modeling.BertPretrainer(config)))
-    return types.SimpleNamespace(vocab_file=str(root / "vocab.txt"),
-                                 bert_config_file=str(root / "bert_config.json"),
-                                 init_checkpoint=str(root / "bert_model.ckpt"))
+    return types.SimpleNamespace(**tiny_pretrained_model(tmp_path_factory.mktemp("model"),
+                                                         VOCAB))
 
 
 def base_flags(env, data_dir, output_dir, **overrides):
@@ -320,11 +310,7 @@ def test_flag_errors(env, tmp_path):
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("minilm"))
-    convert_hf_checkpoint.convert_hf_to_bert(out, hf_model_dir=real_model_dir())
-    return dict(vocab_file=os.path.join(out, "vocab.txt"),
-                bert_config_file=os.path.join(out, "bert_config.json"),
-                init_checkpoint=os.path.join(out, "bert_model.ckpt"))
+    return converted_minilm(tmp_path_factory.mktemp("minilm"))
 
 
 def test_minilm_beats_random_weights_on_the_demo_tagging_set(minilm, tmp_path):

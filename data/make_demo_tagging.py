@@ -8,8 +8,9 @@ is part of the ORG, so the type follows from the context, not from the word. Tag
 Files: train.txt, dev.txt and test.txt, one `word tag` line per word, a blank line after each
 sentence and a `-DOCSTART- O` line before each document of 3-8 sentences (as CoNLL-2003). Train
 sentences use the first 30 first names, the first 18 towns and the first 24 surnames; dev and
-test sentences use all 40, 24 and 32, so that about half of their people and a third of their
-towns never occur in training: a model must read the context rather than remember names.
+test sentences use all 40, 24 and 32, so that a third of their people (a first name or a surname)
+and a quarter of their towns never occur in training: a model must read the context rather than
+remember names.
 
 Deterministic: the same seed and sizes write the same files.
 

@@ -14,7 +14,8 @@ place in the code (class, and attribute of its parent):
   bert/pooler/dense/...                          Dense               BertModel.pooler
   cls/predictions/...                            MaskedLMHead        BertPretrainer.mlm
   cls/seq_relationship/...                       NextSentenceHead    BertPretrainer.nsp
-  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier
+  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier,
+                                                                     BertTokenClassifier.classifier
   cls/squad/...                                  SpanHead            BertQuestionAnswering.span
 
 Every variable is created with its full original name (`tf.Variable(name=...)`), and
@@ -546,14 +547,18 @@ class NextSentenceHead(_OutputLayer):
 
 
 class ClassifierHead(_OutputLayer):
-    """run_classifier's `output_weights` [L, H] / `output_bias` [L] over the dropped-out pooler."""
+    """`output_weights` [L, H] / `output_bias` [L] over the dropped-out pooled output
+    (run_classifier), or over each token of the dropped-out sequence output (run_ner: the
+    original's classifier names, which HF's BertForTokenClassification `classifier.*` convert
+    to as well)."""
 
     def __init__(self, config, num_labels, dropout_rate=0.1):
         super().__init__("", num_labels, config)
         self.dropout_rate = dropout_rate
 
-    def __call__(self, pooled_output, training=False):
-        return self.logits(kernels.dropout(pooled_output, self.dropout_rate, training))  # [B, L]
+    def __call__(self, x, training=False):
+        """x [B, H] -> [B, L], or x [B, S, H] -> [B, S, L]; float32."""
+        return self.logits(kernels.dropout(x, self.dropout_rate, training))
 
 
 class SpanHead(_OutputLayer):
@@ -590,6 +595,17 @@ def classification_loss(logits, labels):
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
     return tf.reduce_mean(per_example), per_example
+
+
+def token_classification_loss(logits, labels, label_weights):
+    """Softmax cross entropy per token, averaged over the scored tokens (label_weights 1; 0 for
+    a word's later pieces, [CLS], [SEP] and padding). logits [B, S, L], labels int [B, S],
+    label_weights [B, S]. Returns (loss, per_token [B, S], zero where not scored); 0 when no
+    token is scored."""
+    weights = tf.cast(label_weights, tf.float32)
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)) * weights
+    return tf.math.divide_no_nan(tf.reduce_sum(per_token), tf.reduce_sum(weights)), per_token
 
 
 def regression_loss(predictions, labels):
@@ -676,6 +692,18 @@ class BertClassifier(tf.Module):
         out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
                         training=training)
         return self.classifier(out.pooled_output, training)
+
+
+class BertTokenClassifier(BertClassifier):
+    """BertClassifier's variables (`bert/...`, `output_weights` [L, H] / `output_bias` [L])
+    applied to every token instead of the pooled output: a tagger (named entities, chunks, parts
+    of speech). L is the number of tags; dropout 0.1 on the sequence output in training."""
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids int [B, S] -> logits [B, S, L] float32."""
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return self.classifier(out.sequence_output, training)
 
 
 class BertQuestionAnswering(tf.Module):

@@ -17,11 +17,10 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
-import convert_hf_checkpoint
 import extract_features as ef
 import modeling
 import tokenization
-from real_model import real_model_dir
+from real_model import converted_minilm, real_model_dir
 from script_main import error_line, run_script_command, run_script_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -573,11 +572,7 @@ REAL_LINES = [
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("minilm_bert"))
-    convert_hf_checkpoint.convert_hf_to_bert(out, hf_model_dir=real_model_dir())
-    return dict(root=out, vocab_file=os.path.join(out, "vocab.txt"),
-                bert_config_file=os.path.join(out, "bert_config.json"),
-                init_checkpoint=os.path.join(out, "bert_model.ckpt"))
+    return converted_minilm(tmp_path_factory.mktemp("minilm_bert"))
 
 
 def test_real_minilm_matches_transformers(minilm, tmp_path):

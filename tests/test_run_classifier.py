@@ -442,24 +442,6 @@ def test_eval_every_n_steps_keeps_the_best_checkpoint(env, tmp_path):
         assert recomputed[key] == pytest.approx(results[key], rel=1e-5), key
 
 
-def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_path):
-    runner = types.SimpleNamespace(model_variables={"w": tf.Variable([1.0, 2.0], name="w")},
-                                   global_step=tf.Variable(0, dtype=tf.int64))
-    directory = str(tmp_path / "best")
-    best = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
-    for step, value, saved in ((1, 0.5, True), (2, 0.4, False), (3, float("nan"), False),
-                               (4, 0.5, False), (5, 0.7, True)):
-        runner.global_step.assign(step)
-        runner.model_variables["w"].assign([step, step])
-        assert best.update({"eval_f1": value, "global_step": step}) == saved, step
-    assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-5")
-    assert len(tf.io.gfile.glob(os.path.join(directory, "*.index"))) == 1
-    assert checkpoints.read(directory)["w"].tolist() == [5.0, 5.0]
-    restarted = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
-    assert restarted.best == 0.7
-    assert not restarted.update({"eval_f1": 0.6, "global_step": 6})
-
-
 # -- Bad input: a clear message before anything is written ---------------------------------------
 
 def write_sst2(directory, train=None, dev=None, test=True):

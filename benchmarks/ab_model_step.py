@@ -50,7 +50,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from _machine import busy_cpu_seconds  # noqa: E402
+from _machine import busy_cpu_seconds, cpu_description  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("old", "97d18c1", "Git revision of the old version.")
@@ -271,26 +271,6 @@ def compare(trainers, rounds, steps, batch_size):
             print(f"  round {r + 1}/{rounds}  {label}  {rate:8.2f} examples/s  loss {loss:.4f}"
                   f"{note}", flush=True)
     return rates
-
-
-def cpu_description():
-    """CPU model, count and the instruction-set flags that decide oneDNN's and XLA's kernels."""
-    model, wanted = "unknown CPU", ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
-                                    "amx_bf16", "amx_tile")
-    found = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    found = set(value.split())
-                    break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} CPUs; flags: "
-            + (" ".join(flag for flag in wanted if flag in found) or "none of interest"))
 
 
 def main(argv):

@@ -36,15 +36,19 @@ def pretrainer(gradient_checkpointing, dtype="float32"):
                                    gradient_checkpointing=gradient_checkpointing)
 
 
+def batch():
+    return {name: tf.constant(value) for name, value in features().items()}
+
+
 def gradients(model, seed, in_function):
-    """{name: gradient} of the pretraining loss in training mode (dropout keys from `seed`)."""
-    batch = {name: tf.constant(value) for name, value in features().items()}
+    """{name: gradient, "loss": loss} of the pretraining loss in training mode (dropout keys
+    from `seed`)."""
     trainable = {n: v for n, v in checkpoints.named_variables(model).items() if v.trainable}
 
     def step():
         with tf.GradientTape() as tape:
-            loss = modeling.pretraining_loss(model, batch, True)
-        return tape.gradient(loss, trainable)
+            loss = modeling.pretraining_loss(model, batch(), True)
+        return dict(tape.gradient(loss, trainable), loss=loss)
 
     tf.random.set_seed(seed)
     grads = (tf.function(step) if in_function else step)()
@@ -52,13 +56,13 @@ def gradients(model, seed, in_function):
 
 
 def count_layer_runs(monkeypatch):
-    """A Counter of runs of each layer's computation (first runs and recomputations), by layer
-    index, filled as the model runs or is traced."""
+    """A Counter of runs of each TransformerLayer's computation (first runs and recomputations),
+    by layer, filled as the model runs or is traced."""
     runs = collections.Counter()
     forward = modeling.TransformerLayer._forward  # pylint: disable=protected-access
 
     def counted(layer, *args):
-        runs[int(layer.output.kernel.name.split("layer_")[1].split("/")[0])] += 1
+        runs[layer] += 1
         return forward(layer, *args)
 
     monkeypatch.setattr(modeling.TransformerLayer, "_forward", counted)
@@ -66,15 +70,17 @@ def count_layer_runs(monkeypatch):
 
 
 @pytest.mark.parametrize("in_function, dtype", [(False, "float32"), (True, "float32"),
-                                                (True, "bfloat16")])
+                                                (True, "bfloat16")],
+                         ids=["eager-float32", "function-float32", "function-bfloat16"])
 def test_recomputation_gives_the_gradients_of_the_plain_model(in_function, dtype, monkeypatch):
     runs = count_layer_runs(monkeypatch)
-    plain = gradients(pretrainer(False, dtype), seed=1, in_function=in_function)
-    assert runs == {i: 1 for i in range(LAYERS)}
-    runs.clear()
-    recomputed = gradients(pretrainer(True, dtype), seed=1, in_function=in_function)
+    model = pretrainer(False, dtype)
+    plain = gradients(model, seed=1, in_function=in_function)
+    assert [runs[layer] for layer in model.bert.layers] == [1] * LAYERS
+    model = pretrainer(True, dtype)
+    recomputed = gradients(model, seed=1, in_function=in_function)
     # Once forward, once more in the backward pass; the last layer is not recomputed.
-    assert runs == {**{i: 2 for i in range(LAYERS - 1)}, LAYERS - 1: 1}
+    assert [runs[layer] for layer in model.bert.layers] == [2] * (LAYERS - 1) + [1]
     assert sorted(plain) == sorted(recomputed)
     for name in plain:
         np.testing.assert_allclose(recomputed[name], plain[name], err_msg=name,
@@ -85,7 +91,17 @@ def test_recomputation_gives_the_gradients_of_the_plain_model(in_function, dtype
     assert np.abs(other[kernel] - plain[kernel]).max() > 0.1 * np.abs(plain[kernel]).max()
 
 
-@pytest.mark.parametrize("devices, dtype, accumulation", [(2, "float32", 2), (1, "bfloat16", 2)])
+def test_evaluation_is_unchanged():
+    def logits(gradient_checkpointing):
+        model = pretrainer(gradient_checkpointing)
+        return tf.function(lambda features: model(features, training=False))(batch())
+
+    for plain, recomputed in zip(logits(False), logits(True)):
+        np.testing.assert_array_equal(recomputed, plain)
+
+
+@pytest.mark.parametrize("devices, dtype, accumulation", [(2, "float32", 2), (1, "bfloat16", 2)],
+                         ids=["mirrored-float32-accumulation", "one-device-bfloat16-accumulation"])
 def test_training_steps_give_the_weights_of_the_plain_model(tmp_path, devices, dtype,
                                                             accumulation):
     def run(gradient_checkpointing):

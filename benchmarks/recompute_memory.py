@@ -166,8 +166,8 @@ def _child(conn, argv, *args):
 
 
 def run_child(gradient_checkpointing, batch_size, steps):
-    """measure(...) in a fresh process; returns its result and the share of the CPUs that other
-    processes took meanwhile."""
+    """measure(...) in a fresh process: (its result, the share of the CPUs other processes took
+    meanwhile or None without /proc/stat, the run's seconds)."""
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe()
     process = context.Process(target=_child, args=(child_end, list(sys.argv),

@@ -284,12 +284,12 @@ class LayerNorm(tf.Module):
         return kernels.layer_norm(x, tf.convert_to_tensor(self.gamma),
                                   tf.convert_to_tensor(self.beta))
 
-    def add_and_norm(self, y, bias, residual, dropout_rate, training):
+    def add_and_norm(self, y, bias, residual, dropout_rate, training, key=None):
         """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm."""
         return kernels.dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
                                               tf.convert_to_tensor(self.gamma),
                                               tf.convert_to_tensor(self.beta),
-                                              dropout_rate if training else 0.0)
+                                              dropout_rate if training else 0.0, key)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,7 +347,8 @@ class SelfAttention(tf.Module):
         self.key = Dense(f"{scope}/key", h, h, r)
         self.value = Dense(f"{scope}/value", h, h, r)
 
-    def __call__(self, x, attention_bias, training):
+    def __call__(self, x, attention_bias, training, key=None):
+        """x [B, S, H], attention_bias [B, 1, 1, T] -> [B, S, H]; key: the attention dropout's."""
         # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
         # concatenated at call time; the variables stay as they are), then one fused pass adds the
         # bias, splits the heads of all three and scales q. Each output column is the same dot
@@ -359,7 +360,7 @@ class SelfAttention(tf.Module):
                                       1.0 / math.sqrt(self.head_size))       # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
         probs = kernels.attention_probs(scores, attention_bias,
-                                        self.dropout_rate if training else 0.0)  # [B, N, F, T]
+                                        self.dropout_rate if training else 0.0, key)  # [B, N, F, T]
         context = tf.matmul(probs, v)                                        # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
@@ -381,13 +382,36 @@ class TransformerLayer(tf.Module):
         self.output = Dense(f"{scope}/output/dense", i, h, r)
         self.output_norm = LayerNorm(f"{scope}/output/LayerNorm", h)
 
-    def __call__(self, x, attention_bias, training):
-        a = self.attention(x, attention_bias, training)                     # [B, S, H]
+    def __call__(self, x, attention_bias, training, recompute=False):
+        """x [B, S, H] in the compute dtype, attention_bias float32 [B, 1, 1, T] -> [B, S, H].
+
+        recompute: keep only x (and the dropout keys) for the backward pass, which runs the layer
+        again to get its activations (`tf.recompute_grad`: the forward pass is not recorded on
+        the gradient tape; the backward pass records the second run and differentiates it). The
+        keys are drawn here, outside both runs, so that the second run drops exactly what the
+        first dropped and the gradients are those without recomputation.
+        """
+        keys = self.dropout_keys(training)
+
+        def forward(x):
+            return self._forward(x, attention_bias, training, keys)
+
+        return tf.recompute_grad(forward)(x) if recompute else forward(x)
+
+    def dropout_keys(self, training):
+        """Fresh keys of the layer's three dropout masks (attention probabilities, attention
+        output, output), in that order; None for a mask without dropout."""
+        rates = (self.attention.dropout_rate, self.dropout_rate, self.dropout_rate)
+        return [kernels.new_dropout_key() if training and rate else None for rate in rates]
+
+    def _forward(self, x, attention_bias, training, keys):
+        a = self.attention(x, attention_bias, training, keys[0])           # [B, S, H]
         x = self.attention_norm.add_and_norm(self.attention_output.product(a),
                                              self.attention_output.bias, x, self.dropout_rate,
-                                             training)
+                                             training, keys[1])
         y = self.output.product(self.intermediate(x))                        # [B, S, I] -> [B, S, H]
-        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training)
+        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training,
+                                             keys[2])
 
 
 class BertOutputs(NamedTuple):
@@ -422,12 +446,19 @@ class BertModel(tf.Module):
       compute_dtype: tf.float32 (default) or tf.bfloat16 for mixed precision.
       use_one_hot_embeddings: look embeddings up with a one-hot matmul (faster on TPU).
       check_ids: verify ids against vocab_size / type_vocab_size on every call.
+      gradient_checkpointing: recompute each Transformer layer's activations in the backward
+        pass instead of keeping them from the forward pass (TransformerLayer's `recompute`):
+        activation memory of about one layer plus the layers' inputs instead of all layers, for
+        about one more forward pass of the encoder per step, and the same gradients. The last
+        layer is not recomputed: its backward pass comes right after the heads', so keeping its
+        activations adds only the heads' (small) to the peak and saves its second run.
     """
 
     def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
-                 check_ids=True):
+                 check_ids=True, gradient_checkpointing=False):
         super().__init__(name=None)
         self.config = config
+        self.gradient_checkpointing = gradient_checkpointing
         self.compute_dtype = tf.as_dtype(compute_dtype)
         if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {compute_dtype}")
@@ -464,8 +495,9 @@ class BertModel(tf.Module):
         attention_bias = (1.0 - tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) \
             * MASK_BIAS
         all_layers = []
-        for layer in self.layers:
-            x = layer(x, attention_bias, training)
+        for i, layer in enumerate(self.layers):
+            recompute = self.gradient_checkpointing and i < len(self.layers) - 1
+            x = layer(x, attention_bias, training, recompute)
             all_layers.append(x)
         first_token = tf.cast(x[:, 0], tf.float32)                           # [B, H]
         pooled = tf.tanh(self.pooler(first_token))                           # [B, H]
@@ -658,9 +690,11 @@ def soft_multi_label_loss(logits, teacher_logits, temperature=1.0):
 class BertPretrainer(tf.Module):
     """`bert/...` plus `cls/predictions/...` and `cls/seq_relationship/...`: the original graph."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.mlm = MaskedLMHead(config, self.bert.embedding_table)
         self.nsp = NextSentenceHead(config)
 
@@ -682,9 +716,10 @@ class BertClassifier(tf.Module):
     """
 
     def __init__(self, config, num_labels, compute_dtype=tf.float32,
-                 use_one_hot_embeddings=False):
+                 use_one_hot_embeddings=False, gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.classifier = ClassifierHead(config, num_labels, dropout_rate=0.1)
 
     def __call__(self, features, training=False):
@@ -710,9 +745,11 @@ class BertQuestionAnswering(tf.Module):
     """`bert/...` plus `cls/squad/output_weights` [2, H] / `cls/squad/output_bias` [2]: the
     original run_squad model (no dropout on the sequence output before the span head)."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.span = SpanHead(config)
 
     def __call__(self, features, training=False):

@@ -797,7 +797,8 @@ def main(argv):
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
         lambda: modeling.BertClassifier(bert_config, data.task.num_labels, compute_dtype,
-                                        f.use_tpu),
+                                        f.use_tpu,
+                                        gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     evaluator = Evaluator(runner, data.task, records, f.eval_batch_size, f.multi_label_threshold)
     if modes.do_train:

@@ -358,7 +358,8 @@ def main(argv):
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
         lambda: modeling.BertTokenClassifier(bert_config, len(run.tags), compute_dtype,
-                                             f.use_tpu),
+                                             f.use_tpu,
+                                             gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     evaluator = (Evaluator(runner, run.tags, run.files["dev"], run.caches["dev"][0],
                            f.max_seq_length, f.eval_batch_size) if "dev" in run.files else None)

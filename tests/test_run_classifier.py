@@ -27,7 +27,7 @@ import common_flags
 import metrics
 import modeling
 import run_classifier
-from script_main import read_results, run_script_main
+from script_main import built_model, read_results, run_script_main
 from test_modeling import tiny_config
 
 SEQ = 32
@@ -508,6 +508,16 @@ def test_flag_errors(env, tmp_path):
                 task_name="sst-2", do_train="false", eval_every_steps=10)
     run_failing(env, tmp_path, tmp_path / "o7", ValueError, "nothing to evaluate: no checkpoint",
                 task_name="sst-2", do_train="false", init_checkpoint="")
+
+
+def test_gradient_checkpointing_flag_reaches_the_model(env, tmp_path):
+    # What the option does: tests/test_gradient_checkpointing.py.
+    write_glue("sst-2", tmp_path / "data")
+    for value in (False, True):
+        model = built_model(run_classifier, **base_flags(
+            env, tmp_path / "data", tmp_path / "out", task_name="sst-2", do_train="true",
+            gradient_checkpointing=value))
+        assert model.bert.gradient_checkpointing is value
 
 
 def test_two_mirrored_replicas_evaluate_and_predict_every_example_in_order(env, tmp_path_factory,

@@ -20,7 +20,7 @@ import run_ner
 import tagging_data
 from errors import InputError
 from real_model import converted_minilm
-from script_main import read_results, run_script_main
+from script_main import built_model, read_results, run_script_main
 from test_modeling import tiny_pretrained_model
 from test_run_classifier import assert_nothing_half_written, eval_events
 
@@ -328,3 +328,12 @@ def test_minilm_beats_random_weights_on_the_demo_tagging_set(minilm, tmp_path):
         assert results["global_step"] == 25
         f1[name] = results["eval_f1"]
     assert f1["minilm"] > 0.9 and f1["minilm"] > f1["random"] + 0.2, f1
+
+
+def test_gradient_checkpointing_flag_reaches_the_model(env, tmp_path):
+    # What the option does: tests/test_gradient_checkpointing.py.
+    write_data(tmp_path / "data")
+    for value in (False, True):
+        model = built_model(run_ner, **base_flags(env, tmp_path / "data", tmp_path / "out",
+                                                  gradient_checkpointing=value))
+        assert model.bert.gradient_checkpointing is value

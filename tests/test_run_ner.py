@@ -335,5 +335,5 @@ def test_gradient_checkpointing_flag_reaches_the_model(env, tmp_path):
     write_data(tmp_path / "data")
     for value in (False, True):
         model = built_model(run_ner, **base_flags(env, tmp_path / "data", tmp_path / "out",
-                                                  gradient_checkpointing=value))
+                                                  do_train="true", gradient_checkpointing=value))
         assert model.bert.gradient_checkpointing is value

@@ -36,7 +36,8 @@ One error path
 malformed or missing flag prints absl's usage message), then `run_main` calls main() with the
 script's own defaults. An expected error, which the user can fix and which names what to fix, is
 printed as one line, `ERROR: <message>`, on stderr, with exit status 1 and no traceback:
-errors.InputError and its subclasses (bad data, flags, vocabularies, configs, checkpoints), the
+errors.InputError and its subclasses (bad data, flags, vocabularies, configs, checkpoints),
+errors.ClusterError (a multi-worker job that lost a worker), the
 OSErrors of a named file that is missing or cannot be read (FileNotFoundError,
 IsADirectoryError, NotADirectoryError, PermissionError), TensorFlow's NotFoundError and
 PermissionDeniedError (a gs:// path), and absl's flag errors raised inside main(). Any other
@@ -49,7 +50,7 @@ from typing import Any, NamedTuple
 
 from absl import app, flags
 
-from errors import InputError
+from errors import ClusterError, InputError
 
 # TensorFlow (and the runner) are imported only by the functions that need them, so that the
 # data-preparation scripts, which never touch a model, start in a fraction of a second.
@@ -155,7 +156,8 @@ _FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, Permis
 
 def error_message(error):
     """The `ERROR:` line's text for an expected error (see the module docstring), else None."""
-    if isinstance(error, (InputError, flags.ValidationError, flags.IllegalFlagValueError)):
+    if isinstance(error, (InputError, ClusterError, flags.ValidationError,
+                          flags.IllegalFlagValueError)):
         return str(error)
     if isinstance(error, _FILE_ERRORS) and error.filename is not None:
         names = str(error.filename) + ("" if error.filename2 is None
@@ -174,9 +176,14 @@ def run_main(main, argv):
     """main(argv) as the command line runs it, once absl has parsed the flags: with the script's
     own flag defaults (apply_script_flags of main's module), and an expected error printed as one
     `ERROR: <message>` line on stderr. Returns main's return value (the exit status), or 1 after
-    an expected error; any other exception propagates with its traceback."""
+    an expected error; any other exception propagates with its traceback.
+
+    --distribution_strategy=multi_worker_mirrored is made here, before main(): TensorFlow accepts
+    it only before running any op, which main() would soon do (see strategy_from_flags)."""
     apply_script_flags(main.__module__)
     try:
+        if (main.__module__, "distribution_strategy") in _DECLARED and uses_multi_worker(FLAGS):
+            strategy_from_flags(FLAGS)  # before main() runs any TensorFlow op (see there)
         return main(argv)
     except Exception as e:  # pylint: disable=broad-except
         message = error_message(e)
@@ -239,14 +246,26 @@ def define_tpu_flags():
                    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
 
+# Longer than anything only the chief does while the others wait at the next step: saving a
+# checkpoint (BERT-Large with its Adam slots is 4 GB), writing the evaluation outputs, building
+# the feature caches. (PyTorch's default for NCCL collectives is 10 minutes too.)
+DEFAULT_COLLECTIVE_TIMEOUT_SECONDS = 600
+
+
 def define_strategy_flags():
-    """The original TPU flags and --distribution_strategy: what strategy_from_flags reads."""
+    """The original TPU flags, --distribution_strategy and --collective_timeout_seconds: what
+    strategy_from_flags reads."""
     define_tpu_flags()
     import training  # pylint: disable=import-outside-toplevel
     DEFINE_enum("distribution_strategy", "auto", training.STRATEGIES,
                 "tf.distribute strategy: auto (mirrored if several GPUs, else one device), "
                 "one_device, mirrored (GPUs of this machine), multi_worker_mirrored "
                 "(cluster from TF_CONFIG), tpu (same as --use_tpu).")
+    DEFINE_integer("collective_timeout_seconds", DEFAULT_COLLECTIVE_TIMEOUT_SECONDS,
+                   "multi_worker_mirrored: how long a worker waits for the others to join a "
+                   "collective (each training step's all-reduce, evaluation) and for the "
+                   "chief's feature caches, before it stops with an error; a worker that dies "
+                   "is noticed within about 10 s anyway. 0 = wait forever.", lower_bound=0)
 
 
 def define_precision_flag():
@@ -339,10 +358,39 @@ def fine_tuning_from_flags(f, num_examples):
                       num_warmup_steps)
 
 
+# The multi-worker strategy of this process: TensorFlow configures collective ops once.
+_MULTI_WORKER_STRATEGY = []
+
+
+def uses_multi_worker(f):
+    """Whether the flags ask for multi_worker_mirrored (--use_tpu wins, as in make_strategy)."""
+    return not f.use_tpu and f.distribution_strategy == "multi_worker_mirrored"
+
+
 def strategy_from_flags(f):
+    """training.make_strategy of the flags.
+
+    multi_worker_mirrored can be made only before TensorFlow runs its first op, and once per
+    process: run_main makes it before main() whenever a script defines --distribution_strategy,
+    and this returns that one (so main() may ask for it anywhere). The other strategies are made
+    on each call.
+    """
     import training  # pylint: disable=import-outside-toplevel
-    return training.make_strategy(f.distribution_strategy, f.use_tpu, f.tpu_name, f.tpu_zone,
-                                  f.gcp_project, f.master, f.num_tpu_cores)
+    if uses_multi_worker(f) and _MULTI_WORKER_STRATEGY:
+        return _MULTI_WORKER_STRATEGY[0]
+    strategy = training.make_strategy(f.distribution_strategy, f.use_tpu, f.tpu_name, f.tpu_zone,
+                                      f.gcp_project, f.master, f.num_tpu_cores,
+                                      f.collective_timeout_seconds or None)
+    if uses_multi_worker(f):
+        _MULTI_WORKER_STRATEGY.append(strategy)
+    return strategy
+
+
+def cache_wait_from_flags(f, is_chief):
+    """How a worker gets the feature caches (input_pipeline.cached_tfrecord's wait_seconds): the
+    chief builds them (None); the other workers of a multi-worker job wait for the chief's, at
+    most --collective_timeout_seconds (0: for ever)."""
+    return None if is_chief else float(f.collective_timeout_seconds or "inf")
 
 
 def bert_config_from_flags(f):
@@ -357,13 +405,15 @@ def bert_config_from_flags(f):
     return config
 
 
-def start_fine_tuning(f):
+def start_fine_tuning(f, is_chief=True):
     """What a fine-tuning script does once its flags are checked: warns about a --do_lower_case
-    that contradicts the checkpoint's name, creates --output_dir, and returns the BertConfig."""
+    that contradicts the checkpoint's name, creates --output_dir (the chief: the other workers of
+    a multi-worker job write nothing there), and returns the BertConfig."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     warn_if_case_mismatch(f)
     config = bert_config_from_flags(f)
-    tf.io.gfile.makedirs(f.output_dir)
+    if is_chief:
+        tf.io.gfile.makedirs(f.output_dir)
     return config
 
 

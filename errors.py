@@ -12,6 +12,12 @@ An InputError is a ValueError, so code that catches ValueError, as callers did b
 existed, still catches it. A ValueError that signals a programming error (an argument no command
 line can produce) stays a plain ValueError.
 
+`ClusterError` is the other error the scripts report in one line: a multi-worker job that cannot
+go on (a worker lost, or silent for longer than --collective_timeout_seconds; a port of TF_CONFIG
+in use). It is not the user's input and not a bug in this code; its message says what happened
+and what to do (run the same command again on every worker: training resumes from the newest
+checkpoint).
+
 This module imports nothing: the tokenizer and the data-preparation scripts, which never load
 TensorFlow, use it too.
 """
@@ -34,3 +40,11 @@ class InputError(ValueError):
 
 def _rebuild(cls, args):
     return cls.__new__(cls, *args)
+
+
+class ClusterError(RuntimeError):
+    """A multi-worker job (tf.distribute.MultiWorkerMirroredStrategy) that cannot go on: another
+    worker stopped or stopped answering, or this one cannot listen on its TF_CONFIG address.
+
+    The message names what failed and what to do; it is printed as it is, after `ERROR: `.
+    """

@@ -15,9 +15,18 @@ gradients over micro-batches; clips them to global norm 1.0 and applies the opti
 name-based checkpoints (original names) every `save_checkpoints_steps` and at the end, keeping the
 last few; resumes from the newest checkpoint in the output directory; prints a progress line and
 writes TensorBoard summaries under the output directory.
+
+Several workers (multi_worker_mirrored, one process per machine): every worker runs the same
+calls in the same order, since each step's all-reduce and each evaluation's sums are collectives
+that need all of them; each reads its own part of the training input (the dataset_fn's input
+context); all read the output directory and only the chief (worker 0) writes into it
+(`Runner.is_chief`). A worker that stops, or stops answering, makes the others fail with an
+errors.ClusterError instead of waiting forever; running the same command again resumes.
 """
 
+import contextlib
 import dataclasses
+import json
 import os
 import time
 from typing import Callable
@@ -28,7 +37,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 import checkpoints
-from errors import InputError
+from errors import ClusterError, InputError
 import file_io
 import optimization
 
@@ -36,11 +45,12 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
 
 def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tpu_zone=None,
-                  gcp_project=None, master=None, num_tpu_cores=8):
+                  gcp_project=None, master=None, num_tpu_cores=8, collective_timeout_seconds=None):
     """The `tf.distribute.Strategy` the flags ask for.
 
     `--use_tpu` (the original flag) means the TPU strategy; `auto` picks mirrored when several GPUs
-    are visible and one device otherwise. `multi_worker_mirrored` reads the cluster from TF_CONFIG.
+    are visible and one device otherwise. `multi_worker_mirrored` reads the cluster from TF_CONFIG
+    (see multi_worker_strategy; `collective_timeout_seconds` applies to it only).
     `num_tpu_cores` is informational: the TPU system reports its own topology.
     """
     if distribution_strategy not in STRATEGIES:
@@ -57,12 +67,71 @@ def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tp
             logging.warning("--num_tpu_cores=%d but the TPU has %d cores; using %d", num_tpu_cores,
                             strategy.num_replicas_in_sync, strategy.num_replicas_in_sync)
         return strategy
-    gpus = tf.config.list_logical_devices("GPU")
     if distribution_strategy == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Before anything else: listing devices below would already start TensorFlow's runtime.
+        return multi_worker_strategy(collective_timeout_seconds)
+    gpus = tf.config.list_logical_devices("GPU")
     if distribution_strategy == "mirrored" or (distribution_strategy == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def multi_worker_strategy(collective_timeout_seconds=None):
+    """MultiWorkerMirroredStrategy over TF_CONFIG's cluster (one worker without TF_CONFIG).
+
+    It must be made before TensorFlow runs its first op: it configures collective ops and starts
+    this worker's gRPC server, which TensorFlow allows only at start-up (the scripts make it in
+    common_flags.run_main, before main()). It returns once every worker has connected. Every
+    collective (the gradient all-reduce of each step, evaluation's sums) then fails after
+    `collective_timeout_seconds` (None: never) if another worker has not joined it; a worker that
+    dies is noticed sooner, by the heartbeats of TensorFlow's coordination service (about 10 s).
+    Runner turns both into an errors.ClusterError.
+    """
+    task = _tf_config_task()
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=collective_timeout_seconds)
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except RuntimeError as e:
+        if "at program startup" not in str(e):
+            raise
+        raise RuntimeError("multi_worker_mirrored must be made before TensorFlow runs any op "
+                           "(common_flags.run_main makes it before the script's main())") from e
+    except tf.errors.UnknownError as e:  # "Could not start gRPC server"
+        raise ClusterError(f"worker {task[0]} cannot listen on {task[1]} (TF_CONFIG): "
+                           f"{e.message.strip()}; is another process using the port?") from None
+    logging.info("Worker %d of %d%s; collectives time out after %s", task[0],
+                 num_workers(strategy), " (the chief)" if is_chief(strategy) else "",
+                 f"{collective_timeout_seconds} s" if collective_timeout_seconds else "never")
+    return strategy
+
+
+def _tf_config_task():
+    """(this worker's index, its address) from TF_CONFIG, or (0, None) without it."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0, None
+    try:
+        config = json.loads(raw)
+        index = int(config["task"]["index"])
+        return index, config["cluster"][config["task"]["type"]][index]
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        raise InputError(
+            f"TF_CONFIG={raw!r} is not a cluster description ({type(e).__name__}: {e}); expected "
+            '{"cluster": {"worker": ["host0:port", "host1:port"]}, '
+            '"task": {"type": "worker", "index": 0}}') from None
+
+
+def num_workers(strategy):
+    """How many worker processes run `strategy` (1 but for a multi-worker strategy)."""
+    local = len(strategy.extended.worker_devices)
+    return max(1, strategy.num_replicas_in_sync // max(local, 1))
+
+
+def is_chief(strategy):
+    """Whether this process writes the job's outputs: the chief (worker 0) of a multi-worker
+    strategy, the one process otherwise. The other workers write nothing into --output_dir."""
+    return bool(strategy.extended.should_checkpoint)
 
 
 @dataclasses.dataclass
@@ -105,7 +174,13 @@ class Runner:
     def __init__(self, strategy, build_fn, output_dir):
         self.strategy = strategy
         self.output_dir = output_dir
-        with strategy.scope():
+        self.num_workers = num_workers(strategy)
+        # Several workers: all of them train, evaluate and predict (each step's collectives need
+        # every one), all read output_dir (they resume from the chief's newest checkpoint), and
+        # only the chief writes there. The checkpoints hold each worker's own copy of the
+        # variables (identical on all), so saving needs no other worker.
+        self.is_chief = is_chief(strategy)
+        with self._collectives("building the model"), strategy.scope():
             self.model = build_fn()
             self.global_step = tf.Variable(
                 0, dtype=tf.int64, name="global_step", trainable=False,
@@ -113,6 +188,24 @@ class Runner:
         self.model_variables = checkpoints.named_variables(self.model)
         self.trainable = {n: v for n, v in self.model_variables.items() if v.trainable}
         self._predict_steps = {}
+
+    @contextlib.contextmanager
+    def _collectives(self, what):
+        """Runs a block that takes part in collectives (variable creation, training steps,
+        evaluation): with several workers, their failure (another worker stopped, or did not join
+        within the collective timeout) becomes a ClusterError saying what to do."""
+        if self.num_workers == 1:
+            yield
+            return
+        try:
+            yield
+        except _COLLECTIVE_FAILURES as e:
+            latest = tf.train.latest_checkpoint(self.output_dir) if self.output_dir else None
+            raise ClusterError(
+                f"{what} stopped: another worker of the job stopped, or did not take part within "
+                f"--collective_timeout_seconds ({type(e).__name__}: {_first_reason(e)}). Run the "
+                "same command again on every worker: training resumes from "
+                f"{latest or 'the start (no checkpoint yet)'}") from None
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -153,6 +246,10 @@ class Runner:
         for callback in callbacks:
             if callback.every_steps < 1:
                 raise ValueError(f"StepCallback.every_steps={callback.every_steps} must be >= 1")
+        with self._collectives("training"):
+            return self._train(config, loss_fn, dataset_fn, optimizer, callbacks, progress)
+
+    def _train(self, config, loss_fn, dataset_fn, optimizer, callbacks, progress):
         with self.strategy.scope():
             optimizer.build(self.trainable)
         manager = self._manager(optimizer, config.keep_checkpoint_max)
@@ -168,9 +265,10 @@ class Runner:
                          config.num_train_steps)
             return None
         loop = self._train_loop_fn(config, loss_fn, optimizer)
-        iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
-        progress = (progress or Progress)(self.output_dir, config.train_batch_size,
-                                          config.num_train_steps, step)
+        iterator = iter(self.strategy.distribute_datasets_from_function(
+            _logged_input(dataset_fn, config.train_batch_size)))
+        progress = (progress or Progress)(self.output_dir if self.is_chief else None,
+                                          config.train_batch_size, config.num_train_steps, step)
         loss = None
         while step < config.num_train_steps:
             n = _steps_this_loop(step, config, callbacks)
@@ -180,7 +278,8 @@ class Runner:
             step = int(self.global_step.numpy())
             lr = float(optimizer.learning_rate(self.global_step))
             progress.update(step, n, loss, lr)
-            if step % config.save_checkpoints_steps == 0 or step >= config.num_train_steps:
+            if self.is_chief and (step % config.save_checkpoints_steps == 0
+                                  or step >= config.num_train_steps):
                 logging.info("Saved %s", manager.save(step))
             due = [c for c in callbacks if c.due(step, config.num_train_steps)]
             for callback in due:
@@ -251,7 +350,8 @@ class Runner:
     # -- evaluation and prediction ------------------------------------------------------------------
 
     def evaluate(self, metric_fn, dataset, max_steps=None):
-        """{name: sum / count} of `metric_fn` over a globally batched `dataset`."""
+        """{name: sum / count} of `metric_fn` over a globally batched `dataset` (at most
+        `max_steps` batches). Several workers evaluate together and all get the results."""
         strategy = self.strategy
 
         @tf.function(reduce_retracing=True)
@@ -261,31 +361,73 @@ class Runner:
                 lambda t: strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None), per_replica)
 
         totals = {}
-        for i, batch in enumerate(strategy.experimental_distribute_dataset(dataset)):
-            if max_steps is not None and i >= max_steps:
-                break
-            for name, (total, count) in step(batch).items():
-                t, c = totals.get(name, (0.0, 0.0))
-                totals[name] = (t + float(total), c + float(count))
+        with self._collectives("evaluation"):
+            for i, batch in enumerate(self._distribute(dataset)):
+                if max_steps is not None and i >= max_steps:
+                    break
+                for name, (total, count) in step(batch).items():
+                    t, c = totals.get(name, (0.0, 0.0))
+                    totals[name] = (t + float(total), c + float(count))
         return {name: t / c if c else float("nan") for name, (t, c) in totals.items()}
 
     def predict(self, predict_fn, dataset):
-        """Yields {name: numpy array [B, ...]} per batch of `dataset`, in the dataset's order."""
-        strategy = self.strategy
+        """Yields {name: numpy array [B, ...]} per batch of `dataset`, in the dataset's order.
+        Several workers predict together, and each gets every batch whole."""
+        strategy, gather = self.strategy, self.num_workers > 1
         # One tf.function per predict_fn, kept, so that calling predict again (evaluation every N
         # training steps) does not trace it again.
         step = self._predict_steps.get(predict_fn)
         if step is None:
             @tf.function(reduce_retracing=True)
             def step(batch):
-                return strategy.run(lambda f: predict_fn(self.model, f), args=(batch,))
+                outputs = strategy.run(lambda f: predict_fn(self.model, f), args=(batch,))
+                # Every replica's part of the batch, in replica order: the batch as it came.
+                return strategy.gather(outputs, axis=0) if gather else outputs
             self._predict_steps[predict_fn] = step
 
-        for batch in strategy.experimental_distribute_dataset(dataset):
-            outputs = step(batch)
-            yield {name: np.concatenate([t.numpy() for t in
-                                         strategy.experimental_local_results(value)])
-                   for name, value in outputs.items()}
+        with self._collectives("prediction"):
+            for batch in self._distribute(dataset):
+                outputs = step(batch)
+                yield {name: value.numpy() if gather else np.concatenate(
+                    [t.numpy() for t in strategy.experimental_local_results(value)])
+                       for name, value in outputs.items()}
+
+    def _distribute(self, dataset):
+        """The strategy's distributed form of a globally batched `dataset`. Several workers each
+        read the whole dataset and keep their consecutive part of every batch (sharding by data,
+        not by files), so a step sees the batch it would see on one worker."""
+        if self.num_workers > 1:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = \
+                tf.data.experimental.AutoShardPolicy.DATA
+            dataset = dataset.with_options(options)
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+
+# The errors of a collective that another worker never joined: it stopped (Unavailable, from the
+# coordination service's heartbeats, or a refused connection) or is late (DeadlineExceeded, the
+# collective timeout); Cancelled / Aborted when TensorFlow stops the other pending collectives.
+_COLLECTIVE_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                        tf.errors.CancelledError, tf.errors.AbortedError)
+
+
+def _first_reason(error):
+    """The part of a TensorFlow error's message that says what happened, on one line (it also
+    holds the Python stack where the op was defined, which says nothing here)."""
+    paragraphs = [p.strip() for p in error.message.split("\n\n") if p.strip()]
+    useful = [p for p in paragraphs if not p.startswith(("Detected at node", "Graph execution"))]
+    text = " ".join((useful or paragraphs or [""])[0].split())
+    return text[:400]
+
+
+def _logged_input(dataset_fn, batch_size):
+    """dataset_fn, logging which part of the input each pipeline (one per worker) reads."""
+    def fn(input_context):
+        logging.info("Input pipeline %d of %d: batches of %d per replica",
+                     input_context.input_pipeline_id, input_context.num_input_pipelines,
+                     input_context.get_per_replica_batch_size(batch_size))
+        return dataset_fn(input_context)
+    return fn
 
 
 def _steps_this_loop(step, config, callbacks=()):
@@ -383,7 +525,8 @@ class BestCheckpoint:
     --init_checkpoint, not for resuming) with its `checkpoint` state file, RESULTS_FILE (the
     results) and `extra_files` ({file name: text}, say the label list the outputs follow), and
     deletes the previous best. A new BestCheckpoint on the same directory continues from the best
-    recorded there, if its checkpoint is there too (a resumed run).
+    recorded there, if its checkpoint is there too (a resumed run). Only the runner's chief
+    writes; the other workers of a multi-worker job keep count of the best without saving.
     """
     RESULTS_FILE = "eval_results.txt"
 
@@ -413,28 +556,34 @@ class BestCheckpoint:
             logging.info("%s = %.4f at step %d; the best is still %.4f", self.key, value,
                          results["global_step"], self.best)
             return False
+        prefix = self._save(results) if self.runner.is_chief else "saved by the chief"
+        logging.info("New best %s = %.4f (was %s): %s", self.key, value, self.best, prefix)
+        self.best = value
+        return True
+
+    def _save(self, results):
         variables = dict(self.runner.model_variables, global_step=self.runner.global_step)
         prefix = checkpoints.CheckpointManager(self.directory, variables, max_to_keep=1).save(
             results["global_step"])
         write_results(os.path.join(self.directory, self.RESULTS_FILE), results)
         for name, text in self.extra_files.items():
             file_io.write_text_atomically(os.path.join(self.directory, name), text)
-        logging.info("New best %s = %.4f (was %s): %s", self.key, value, self.best, prefix)
-        self.best = value
-        return True
+        return prefix
 
 
 def eval_callback(evaluate, best, every_steps, output_dir):
     """The StepCallback of --eval_every_steps: `evaluate()` -> results ({name: value} with
-    global_step), written to TensorBoard under <output_dir>/eval and offered to `best` (a
-    BestCheckpoint)."""
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+    global_step), written to TensorBoard under <output_dir>/eval (by the chief) and offered to
+    `best` (a BestCheckpoint)."""
+    writer = (tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+              if best.runner.is_chief else None)
 
     def fn(step):
         results = evaluate()
-        with writer.as_default(step=step):
-            write_scalars({k: v for k, v in results.items() if k != "global_step"})
-        writer.flush()
+        if writer:
+            with writer.as_default(step=step):
+                write_scalars({k: v for k, v in results.items() if k != "global_step"})
+            writer.flush()
         best.update(results)
     return StepCallback(every_steps, fn)
 

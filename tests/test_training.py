@@ -268,7 +268,7 @@ def test_progress_reports_every_loop_and_resumes_after_callbacks(tmp_path):
 
 def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_path):
     runner = types.SimpleNamespace(model_variables={"w": tf.Variable([1.0, 2.0], name="w")},
-                                   global_step=tf.Variable(0, dtype=tf.int64))
+                                   global_step=tf.Variable(0, dtype=tf.int64), is_chief=True)
     directory = str(tmp_path / "best")
     labels = {"label_list.txt": "a\nb\n"}
     best = training.BestCheckpoint(runner, directory, "eval_f1", labels)

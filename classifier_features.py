@@ -142,15 +142,17 @@ def fingerprint(examples, task, settings, logits=None):
     return values
 
 
-def cached_features(path, examples, task, settings, source, logits=None):
+def cached_features(path, examples, task, settings, source, logits=None, wait_seconds=None):
     """Builds the TFRecord cache `path` unless it is up to date; warns about truncation.
 
     Returns `path`. `source` names the example set in messages; `logits` [N, L] makes
-    distillation records."""
+    distillation records; `wait_seconds` (not None: a multi-worker job's worker other than the
+    chief) waits for the chief to build it (input_pipeline.cached_tfrecord)."""
     statistics, reused = input_pipeline.cached_tfrecord(
         path, fingerprint(examples, task, settings, logits),
         lambda writer: encode_examples(writer, settings.tokenizer, task, examples,
-                                       settings.max_seq_length, source, logits))
+                                       settings.max_seq_length, source, logits),
+        wait_seconds=wait_seconds)
     logging.info("%s %s: %d examples from %s", "Reused" if reused else "Wrote", path,
                  len(examples), source)
     truncated = statistics.get("truncated", 0)
@@ -171,9 +173,11 @@ class ExampleSets(NamedTuple):
     logits: Optional[np.ndarray] = None   # [N, L] a teacher's: distillation records
 
 
-def build_caches(output_dir, task, settings, example_sets) -> Dict[Tuple[str, str], str]:
+def build_caches(output_dir, task, settings, example_sets,
+                 wait_seconds=None) -> Dict[Tuple[str, str], str]:
     """{(mode, split): cache path} for every set of `example_sets` ([ExampleSets]): files
-    <mode><set_suffix>.tf_record in `output_dir`, built or reused (cached_features)."""
+    <mode><set_suffix>.tf_record in `output_dir`, built or reused (cached_features; see there for
+    `wait_seconds`)."""
     caches = {}
     for group in example_sets:
         for split, examples in group.sets.items():
@@ -181,5 +185,5 @@ def build_caches(output_dir, task, settings, example_sets) -> Dict[Tuple[str, st
             path = os.path.join(output_dir, f"{group.mode}{suffix}.tf_record")
             caches[group.mode, split] = cached_features(
                 path, examples, task, settings, group.source.replace("{split}", split),
-                group.logits)
+                group.logits, wait_seconds)
     return caches

@@ -14,17 +14,19 @@ keep them in --output_dir, as the original did (train.tf_record, eval.tf_record,
 cache, `<cache>.json` holds the fingerprint of what it was built from (the script decides what goes
 in: hashes of the examples and the vocabulary, the flags that shape the features) and the
 statistics the build reported. A cache is reused only if both files exist and the fingerprint is
-equal; files are written under temporary names and renamed.
+equal; files are written under temporary names and renamed. In a multi-worker job the chief
+builds the caches in --output_dir and the other workers wait for them and read them.
 """
 
 import hashlib
 import json
+import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from errors import InputError
+from errors import ClusterError, InputError
 import file_io
 
 # -- Input pipeline --------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def _read_json(path):
         return None
 
 
-def cached_tfrecord(path, fingerprint, write_records):
+def cached_tfrecord(path, fingerprint, write_records, companions=(), wait_seconds=None):
     """Builds the TFRecord file `path` unless `<path>.json` records the same fingerprint.
 
     Args:
@@ -208,15 +210,26 @@ def cached_tfrecord(path, fingerprint, write_records):
       fingerprint: a JSON-serialisable value describing everything the records depend on.
       write_records: write_records(writer) writes the records with `writer.write(bytes)` and
         returns a JSON-serialisable dict of statistics (say, how many examples were truncated).
+        It may write `companions` too.
+      companions: other files the cache needs (SQuAD's window file); a cache missing one is
+        rebuilt.
+      wait_seconds: None: this process builds the cache when it is not up to date. A number:
+        this process never writes; it waits up to that many seconds (inf: for ever) for another
+        one to build the cache with this fingerprint, polling. The workers of a multi-worker job
+        other than the chief wait so, and then all read the chief's records.
     Returns:
       (statistics, reused): the statistics of the build that wrote the cache, and whether the
-      cache was reused.
+      cache was reused (always, when waiting).
+    Raises:
+      errors.ClusterError when the wait times out.
     """
     meta_path = path + ".json"
     # Compare through JSON, as stored (tuples become lists).
     wanted = json.loads(json.dumps(fingerprint))
-    meta = _read_json(meta_path)
-    if isinstance(meta, dict) and meta.get("fingerprint") == wanted and tf.io.gfile.exists(path):
+    if wait_seconds is not None:
+        return _wait_for_cache(path, wanted, companions, wait_seconds), True
+    meta = _up_to_date(path, wanted, companions)
+    if meta is not None:
         return meta.get("statistics", {}), True
     # Removed first, written last: a cache is trusted only once its records are complete.
     if tf.io.gfile.exists(meta_path):
@@ -231,3 +244,31 @@ def cached_tfrecord(path, fingerprint, write_records):
     file_io.write_text_atomically(
         meta_path, json.dumps({"fingerprint": wanted, "statistics": statistics}, indent=1) + "\n")
     return statistics, False
+
+
+def _up_to_date(path, wanted, companions):
+    """The cache's fingerprint file ({fingerprint, statistics}) if the cache is complete and
+    was built from `wanted`, else None."""
+    meta = _read_json(path + ".json")
+    if (isinstance(meta, dict) and meta.get("fingerprint") == wanted
+            and all(tf.io.gfile.exists(p) for p in (path,) + tuple(companions))):
+        return meta
+    return None
+
+
+def _wait_for_cache(path, wanted, companions, wait_seconds, poll_seconds=1.0):
+    """The statistics of the cache `path` once another process has built it from `wanted`."""
+    deadline = time.monotonic() + wait_seconds
+    logging.info("Waiting for the chief to build %s", path)
+    while True:
+        meta = _up_to_date(path, wanted, companions)
+        if meta is not None:
+            return meta.get("statistics", {})
+        if time.monotonic() >= deadline:
+            stored = _read_json(path + ".json")
+            differs = ("; the fingerprint there is not this worker's: do all workers read the "
+                       "same files with the same flags?" if isinstance(stored, dict) else "")
+            raise ClusterError(f"{path}: the chief (worker 0) did not build this feature cache "
+                               f"within {wait_seconds:g} s (--collective_timeout_seconds)"
+                               f"{differs}")
+        time.sleep(poll_seconds)

@@ -113,11 +113,13 @@ def read_window_file(path):
     return features
 
 
-def cached_features(path, input_file, examples, settings, is_training):
+def cached_features(path, input_file, examples, settings, is_training, wait_seconds=None):
     """Builds (or reuses) the TFRecord cache `path` of `examples`' windows.
 
     Returns the windows (squad_data.InputFeatures) for prediction, where post-processing needs
     them (read back from the features file when the cache is reused), else None.
+    `wait_seconds` (not None: a multi-worker job's worker other than the chief) waits for the
+    chief to build the cache (input_pipeline.cached_tfrecord).
     """
     built = []
 
@@ -134,10 +136,10 @@ def cached_features(path, input_file, examples, settings, is_training):
             write_window_file(features_path(path), built)
         return statistics
 
-    if not is_training and not file_io.isfile(features_path(path)):
-        file_io.remove_quietly(path + ".json")  # the records alone are not enough: rebuild
     statistics, reused = input_pipeline.cached_tfrecord(
-        path, settings.fingerprint(input_file, is_training), write_records)
+        path, settings.fingerprint(input_file, is_training), write_records,
+        # Prediction needs the windows too: the records alone are not enough.
+        companions=() if is_training else (features_path(path),), wait_seconds=wait_seconds)
     logging.info("%s %s: %s windows of %d questions from %s (%s)",
                  "Reused" if reused else "Wrote", path, statistics.get("features", "?"),
                  len(examples), input_file, statistics)

@@ -100,12 +100,15 @@ def write_records(writer, settings, sentences, tags, is_training):
     return stats
 
 
-def cached_features(path, tagged, tags, settings, is_training):
+def cached_features(path, tagged, tags, settings, is_training, wait_seconds=None):
     """Builds the TFRecord cache `path` of the sentences of `tagged` (a tagging_data.TaggedFile)
-    unless it is up to date. Returns the windows' statistics."""
+    unless it is up to date. Returns the windows' statistics. `wait_seconds` (not None: a
+    multi-worker job's worker other than the chief) waits for the chief to build it
+    (input_pipeline.cached_tfrecord)."""
     stats, reused = input_pipeline.cached_tfrecord(
         path, settings.fingerprint(tagged.sentences, tags, is_training),
-        lambda writer: write_records(writer, settings, tagged.sentences, tags, is_training))
+        lambda writer: write_records(writer, settings, tagged.sentences, tags, is_training),
+        wait_seconds=wait_seconds)
     logging.info("%s %s: %d windows of %d sentences from %s", "Reused" if reused else "Wrote",
                  path, stats["windows"], stats["sentences"], tagged.path)
     if stats["split_sentences"]:

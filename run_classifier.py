@@ -429,8 +429,9 @@ def transfer_examples(task, transfer_file):
     return examples
 
 
-def check_labels_match(task, output_dir, has_checkpoint):
-    """Saves label_list.txt; a model already trained with other labels is an error."""
+def check_labels_match(task, output_dir, has_checkpoint, is_chief=True):
+    """Saves label_list.txt (the chief); a model already trained with other labels is an
+    error."""
     if task.is_regression:
         return
     saved = read_label_list(output_dir)
@@ -440,7 +441,7 @@ def check_labels_match(task, output_dir, has_checkpoint):
                 f"the labels {task.labels} differ from those of the model in --output_dir="
                 f"{output_dir} ({LABEL_LIST_FILE}: {saved}); use another --output_dir")
         logging.warning("Replacing %s (%s): no checkpoint uses it", LABEL_LIST_FILE, saved)
-    if saved != task.labels:
+    if saved != task.labels and is_chief:
         write_label_list(output_dir, task.labels)
 
 
@@ -483,9 +484,11 @@ def example_sets(data, data_dir, soft_labels_file, transfer_file):
     return sets
 
 
-def build_records(data, settings, output_dir, sets):
-    """Records of the caches of `sets` (example_sets) in `output_dir`, built or reused."""
-    caches = classifier_features.build_caches(output_dir, data.task, settings, sets)
+def build_records(data, settings, output_dir, sets, wait_seconds=None):
+    """Records of the caches of `sets` (example_sets) in `output_dir`, built or reused (or, with
+    `wait_seconds`, built by the chief: classifier_features.cached_features)."""
+    caches = classifier_features.build_caches(output_dir, data.task, settings, sets,
+                                              wait_seconds)
     return Records(caches, settings.max_seq_length, data.kind, data.task.num_labels)
 
 
@@ -597,8 +600,9 @@ class AgreementLog:
         results.update(self.at_start or self._recorded_start())
         results["num_examples"] = self.num_examples
         results["global_step"] = int(self.runner.global_step.numpy())
-        logging.info("***** Agreement with the teacher *****")
-        training.write_results(self.path, results)
+        if self.runner.is_chief:
+            logging.info("***** Agreement with the teacher *****")
+            training.write_results(self.path, results)
 
     def _recorded_start(self):
         """The at-start values of the run this one resumes, if it wrote them."""
@@ -618,6 +622,8 @@ def label_transfer_set(runner, data, records, batch_size, output_dir, init_check
     logits = run_predictions(runner, data.kind, dataset)["logits"]
     if len(logits) != len(data.transfer):
         raise RuntimeError(f"{len(logits)} predictions for {len(data.transfer)} examples")
+    if not runner.is_chief:
+        return
     teacher = tf.train.latest_checkpoint(output_dir) or checkpoints.resolve(init_checkpoint)
     head = soft_labels.header(data.task.name, data.kind, data.task.labels, len(data.transfer),
                               teacher, int(runner.global_step.numpy()),
@@ -690,11 +696,14 @@ class Evaluator:
 
 
 def write_eval_results(output_dir, evaluator, splits):
-    """eval_results.txt for the main dev set, eval_results_<suffix>.txt for the others."""
+    """eval_results.txt for the main dev set, eval_results_<suffix>.txt for the others (every
+    worker evaluates, the chief writes)."""
     for split in splits:
-        logging.info("***** Eval results (%s) *****", split)
-        name = f"eval_results{classifier_data.set_suffix(split, splits)}.txt"
-        training.write_results(os.path.join(output_dir, name), evaluator(split))
+        results = evaluator(split)
+        if evaluator.runner.is_chief:
+            logging.info("***** Eval results (%s) *****", split)
+            name = f"eval_results{classifier_data.set_suffix(split, splits)}.txt"
+            training.write_results(os.path.join(output_dir, name), results)
 
 
 def write_test_results(path, kind, outputs):
@@ -714,6 +723,8 @@ def predict_test_sets(runner, data, records, batch_size, threshold, output_dir):
                                                                 batch_size))["outputs"]
         if len(outputs) != len(examples):
             raise RuntimeError(f"{len(outputs)} predictions for {len(examples)} examples")
+        if not runner.is_chief:  # every worker predicts, the chief writes
+            continue
         name = f"test_results{classifier_data.set_suffix(split, data.test)}.tsv"
         write_test_results(os.path.join(output_dir, name), kind, outputs)
         submission = os.path.join(output_dir, data.task.submission_file(split))
@@ -779,7 +790,9 @@ def main(argv):
     check_flags(modes, distillation, task_flags,
                 dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
                      output_dir=f.output_dir, data_dir=f.data_dir), f.transfer_file)
-    bert_config = common_flags.start_fine_tuning(f)
+    strategy = common_flags.strategy_from_flags(f)
+    chief = training.is_chief(strategy)  # the other workers of a multi-worker job write nothing
+    bert_config = common_flags.start_fine_tuning(f, chief)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (modes.do_train or has_checkpoint or f.init_checkpoint):
         raise InputError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
@@ -789,13 +802,14 @@ def main(argv):
                           else model_directories(f.output_dir, f.init_checkpoint))
     fine_tuning = common_flags.fine_tuning_from_flags(f, len(data.train)) if modes.do_train \
         else None
-    check_labels_match(data.task, f.output_dir, has_checkpoint)
+    check_labels_match(data.task, f.output_dir, has_checkpoint, chief)
     settings = classifier_features.FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length)
     records = build_records(data, settings, f.output_dir, example_sets(
-        data, f.data_dir, f.teacher_soft_labels, f.transfer_file))
+        data, f.data_dir, f.teacher_soft_labels, f.transfer_file),
+        common_flags.cache_wait_from_flags(f, chief))
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
-        common_flags.strategy_from_flags(f),
+        strategy,
         lambda: modeling.BertClassifier(bert_config, data.task.num_labels, compute_dtype,
                                         f.use_tpu,
                                         gradient_checkpointing=f.gradient_checkpointing),

@@ -174,8 +174,8 @@ def settle_tags(tags_flag, files, model_dirs):
     return tags
 
 
-def check_tags_match(tags, output_dir, has_checkpoint):
-    """Saves tag_list.txt; a model already trained with other tags is an error."""
+def check_tags_match(tags, output_dir, has_checkpoint, is_chief=True):
+    """Saves tag_list.txt (the chief); a model already trained with other tags is an error."""
     saved = tagging_data.read_tag_list(output_dir)
     if saved is not None and saved != tags:
         if has_checkpoint:
@@ -184,18 +184,19 @@ def check_tags_match(tags, output_dir, has_checkpoint):
                              "--output_dir")
         logging.warning("Replacing %s (%s): no checkpoint uses it", tagging_data.TAG_LIST_FILE,
                         saved)
-    if saved != tags:
+    if saved != tags and is_chief:
         file_io.write_text_atomically(os.path.join(output_dir, tagging_data.TAG_LIST_FILE),
                                       tagging_data.tag_list_text(tags))
 
 
-def build_caches(files, tags, settings, output_dir):
-    """{split: (cache path, windows' stats)} for each file read, built or reused."""
+def build_caches(files, tags, settings, output_dir, wait_seconds=None):
+    """{split: (cache path, windows' stats)} for each file read, built or reused (or, with
+    `wait_seconds`, built by the chief: tagging_features.cached_features)."""
     caches = {}
     for split, tagged in files.items():
         path = os.path.join(output_dir, CACHES[split])
-        caches[split] = (path, tagging_features.cached_features(path, tagged, tags, settings,
-                                                                split == "train"))
+        caches[split] = (path, tagging_features.cached_features(
+            path, tagged, tags, settings, split == "train", wait_seconds))
     return caches
 
 
@@ -275,7 +276,8 @@ TEST_OUTPUTS = Outputs("test_predictions.txt", "test_results.txt", "test_")
 
 
 def write_outputs(output_dir, tagged, predictions, tags, outputs):
-    """The predictions file, and the results file when `tagged` has gold tags."""
+    """The predictions file, and the results file when `tagged` has gold tags (the chief's
+    job: call it on the chief only)."""
     file_io.write_text_atomically(os.path.join(output_dir, outputs.predictions_file),
                                   tagging_data.predictions_text(tagged.sentences,
                                                                 predictions.tags))
@@ -323,9 +325,9 @@ class Run:
     fine_tuning: Optional[common_flags.FineTuning]
 
 
-def prepare(f, modes):
-    """Reads the files, settles the tags and builds the caches: bad data fails here, before any
-    model is built."""
+def prepare(f, modes, is_chief=True):
+    """Reads the files, settles the tags and builds the caches (the chief; the other workers of a
+    multi-worker job wait for its caches): bad data fails here, before any model is built."""
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (modes.do_train or has_checkpoint or f.init_checkpoint):
         raise InputError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
@@ -335,10 +337,11 @@ def prepare(f, modes):
     # The model continued or evaluated keeps its tags in its directory; a fresh run has none.
     tags = settle_tags(f.tags, files, () if modes.do_train and not has_checkpoint
                        else (f.output_dir, checkpoints.directory_of(f.init_checkpoint)))
-    check_tags_match(tags, f.output_dir, has_checkpoint)
+    check_tags_match(tags, f.output_dir, has_checkpoint, is_chief)
     settings = tagging_features.FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length,
                                                 f.doc_stride)
-    caches = build_caches(files, tags, settings, f.output_dir)
+    caches = build_caches(files, tags, settings, f.output_dir,
+                          common_flags.cache_wait_from_flags(f, is_chief))
     fine_tuning = (common_flags.fine_tuning_from_flags(f, caches["train"][1]["windows"])
                    if modes.do_train else None)
     return Run(files, tags, caches, fine_tuning)
@@ -352,11 +355,13 @@ def main(argv):
     check_flags(modes, dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
                             output_dir=f.output_dir, data_dir=f.data_dir),
                 f.max_seq_length, f.doc_stride)
-    bert_config = common_flags.start_fine_tuning(f)
-    run = prepare(f, modes)
+    strategy = common_flags.strategy_from_flags(f)
+    chief = training.is_chief(strategy)  # the other workers of a multi-worker job write nothing
+    bert_config = common_flags.start_fine_tuning(f, chief)
+    run = prepare(f, modes, chief)
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
-        common_flags.strategy_from_flags(f),
+        strategy,
         lambda: modeling.BertTokenClassifier(bert_config, len(run.tags), compute_dtype,
                                              f.use_tpu,
                                              gradient_checkpointing=f.gradient_checkpointing),
@@ -368,13 +373,16 @@ def main(argv):
             f.eval_every_steps, f.output_dir, runner, evaluator))
     else:
         runner.restore_for_evaluation(f.init_checkpoint)
+    # Every worker evaluates and predicts (collectives need them all), the chief writes.
     if modes.do_eval:
-        write_outputs(f.output_dir, run.files["dev"], evaluator.predictions("dev"), run.tags,
-                      DEV_OUTPUTS)
+        predictions = evaluator.predictions("dev")
+        if chief:
+            write_outputs(f.output_dir, run.files["dev"], predictions, run.tags, DEV_OUTPUTS)
     if modes.do_predict:
         predictions = predict_file(runner, run.files["test"], run.tags, run.caches["test"][0],
                                    f.max_seq_length, f.predict_batch_size)
-        write_outputs(f.output_dir, run.files["test"], predictions, run.tags, TEST_OUTPUTS)
+        if chief:
+            write_outputs(f.output_dir, run.files["test"], predictions, run.tags, TEST_OUTPUTS)
     return 0
 
 

@@ -117,11 +117,13 @@ def make_dataset_fn(input_files, max_seq_length, max_predictions_per_seq, batch_
 
 
 def evaluate(runner, dataset, max_eval_steps, output_dir):
-    """Evaluates the runner's current weights; writes and returns the eval results."""
+    """Evaluates the runner's current weights; returns the eval results, which the chief
+    writes."""
     results = runner.evaluate(modeling.pretraining_metrics, dataset, max_steps=max_eval_steps)
     results["global_step"] = int(runner.global_step.numpy())
-    logging.info("***** Eval results *****")
-    training.write_results(os.path.join(output_dir, EVAL_RESULTS_FILE), results)
+    if runner.is_chief:
+        logging.info("***** Eval results *****")
+        training.write_results(os.path.join(output_dir, EVAL_RESULTS_FILE), results)
     return results
 
 
@@ -132,11 +134,13 @@ def main(argv):
     check_flags(f.do_train, f.do_eval, f.input_file, f.bert_config_file, f.output_dir,
                 f.max_eval_steps)
     config = common_flags.bert_config_from_flags(f)
-    tf.io.gfile.makedirs(f.output_dir)
+    strategy = common_flags.strategy_from_flags(f)
+    if training.is_chief(strategy):  # the other workers of a multi-worker job write nothing
+        tf.io.gfile.makedirs(f.output_dir)
     input_files = find_input_files(f.input_file, f.max_seq_length, f.max_predictions_per_seq)
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
-        common_flags.strategy_from_flags(f),
+        strategy,
         lambda: modeling.BertPretrainer(config, compute_dtype, use_one_hot_embeddings=f.use_tpu,
                                         gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)

@@ -172,11 +172,13 @@ def predict_fn(model, features):
 
 # -- Training -------------------------------------------------------------------------------------
 
-def train(runner, fine_tuning, examples, input_file, settings, output_dir):
+def train(runner, fine_tuning, examples, input_file, settings, output_dir, wait_seconds=None):
     """Trains on `examples` (read from `input_file`), through the cache train.tf_record in
-    `output_dir`. `fine_tuning`: common_flags.FineTuning."""
+    `output_dir` (`wait_seconds`: see squad_features.cached_features). `fine_tuning`:
+    common_flags.FineTuning."""
     train_file = os.path.join(output_dir, TRAIN_RECORDS)
-    squad_features.cached_features(train_file, input_file, examples, settings, is_training=True)
+    squad_features.cached_features(train_file, input_file, examples, settings, is_training=True,
+                                   wait_seconds=wait_seconds)
     config = fine_tuning.config
     logging.info("***** Running training *****  %d questions, batch size %d, %d steps (%d "
                  "warm-up)", len(examples), config.train_batch_size, config.num_train_steps,
@@ -209,15 +211,20 @@ def write_json(path, value):
     file_io.write_text_atomically(path, json.dumps(value, indent=4) + "\n")
 
 
-def predict(runner, examples, input_file, settings, answers, batch_size, output_dir):
+def predict(runner, examples, input_file, settings, answers, batch_size, output_dir,
+            wait_seconds=None):
     """Writes predictions.json, nbest_predictions.json (and null_odds.json) for `examples`, the
-    questions of `input_file`, to `output_dir`; evaluates when the file has answers."""
+    questions of `input_file`, to `output_dir`; evaluates when the file has answers. Every worker
+    of a multi-worker job predicts, the chief writes (`wait_seconds`: see
+    squad_features.cached_features)."""
     records = os.path.join(output_dir, PREDICT_RECORDS)
     features = squad_features.cached_features(records, input_file, examples, settings,
-                                              is_training=False)
+                                              is_training=False, wait_seconds=wait_seconds)
     logging.info("***** Running predictions *****  %d questions, %d windows, batch size %d",
                  len(examples), len(features), batch_size)
     results = raw_results(runner, records, settings.max_seq_length, batch_size)
+    if not runner.is_chief:
+        return
     v2 = settings.version_2_with_negative
     predictions, nbest, null_odds = squad_data.compute_predictions(
         examples, features, results, answers.n_best_size, answers.max_answer_length,
@@ -263,7 +270,10 @@ def main(argv):
                 dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
                      output_dir=f.output_dir, train_file=f.train_file,
                      predict_file=f.predict_file), settings, answers)
-    bert_config = common_flags.start_fine_tuning(f)
+    strategy = common_flags.strategy_from_flags(f)
+    chief = training.is_chief(strategy)  # the other workers of a multi-worker job write nothing
+    wait_seconds = common_flags.cache_wait_from_flags(f, chief)
+    bert_config = common_flags.start_fine_tuning(f, chief)
     # Bad data, and too few training questions for one step, fail before the model is built.
     predict_examples = (read_examples(f.predict_file, False, f.version_2_with_negative)
                         if f.do_predict else None)
@@ -272,17 +282,18 @@ def main(argv):
         fine_tuning = common_flags.fine_tuning_from_flags(f, len(train_examples))
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
-        common_flags.strategy_from_flags(f),
+        strategy,
         lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu,
                                                gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     if f.do_train:
-        train(runner, fine_tuning, train_examples, f.train_file, settings, f.output_dir)
+        train(runner, fine_tuning, train_examples, f.train_file, settings, f.output_dir,
+              wait_seconds)
     else:
         runner.restore_for_evaluation(f.init_checkpoint)
     if f.do_predict:
         predict(runner, predict_examples, f.predict_file, settings, answers,
-                f.predict_batch_size, f.output_dir)
+                f.predict_batch_size, f.output_dir, wait_seconds)
     return 0
 
 

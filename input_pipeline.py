@@ -264,11 +264,12 @@ def _wait_for_cache(path, wanted, companions, wait_seconds, poll_seconds=1.0):
         meta = _up_to_date(path, wanted, companions)
         if meta is not None:
             return meta.get("statistics", {})
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             stored = _read_json(path + ".json")
             differs = ("; the fingerprint there is not this worker's: do all workers read the "
                        "same files with the same flags?" if isinstance(stored, dict) else "")
             raise ClusterError(f"{path}: the chief (worker 0) did not build this feature cache "
                                f"within {wait_seconds:g} s (--collective_timeout_seconds)"
                                f"{differs}")
-        time.sleep(poll_seconds)
+        time.sleep(min(poll_seconds, deadline - now))

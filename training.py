@@ -431,9 +431,11 @@ def _first_reason(error):
     """The part of a TensorFlow error's message that says what happened, on one line (it also
     holds the Python stack where the op was defined, which says nothing here)."""
     paragraphs = [p.strip() for p in error.message.split("\n\n") if p.strip()]
-    useful = [p for p in paragraphs if not p.startswith(("Detected at node", "Graph execution"))]
-    text = " ".join((useful or paragraphs or [""])[0].split())
-    return text[:400]
+    useful = [p for p in paragraphs
+              if not p.startswith(("Detected at node", "Graph execution", "File "))] or paragraphs
+    lines = [line for line in (useful or [""])[0].splitlines()
+             if not line.strip().startswith("[[")]  # [[{{node ...}}]] [Op:...]
+    return " ".join(" ".join(lines).split())[:400]
 
 
 def _logged_input(dataset_fn, batch_size):

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import input_pipeline
+from errors import ClusterError
 
 SEQ, PRED = 32, 5
 FILE_SIZES = (12, 9)  # 21 examples: with eval batches of 4 the last holds one (a replica idles)
@@ -252,3 +253,36 @@ def test_an_interrupted_build_is_not_trusted(tmp_path):
     assert read_cache(path) == [b"old"]
     assert input_pipeline.cached_tfrecord(path, "v1", cache_writer([b"new"], [])) \
         == ({"records": 1}, False)
+
+
+def test_a_cache_missing_a_companion_file_is_rebuilt(tmp_path):
+    path, calls = str(tmp_path / "eval.tf_record"), []
+    companion = tmp_path / "eval.tf_record.windows"
+
+    def write_both(writer):
+        companion.write_text("windows")
+        return cache_writer([b"a"], calls)(writer)
+
+    build = input_pipeline.cached_tfrecord
+    assert build(path, "v1", write_both, companions=(str(companion),))[1] is False
+    assert build(path, "v1", write_both, companions=(str(companion),))[1] is True
+    companion.unlink()
+    assert build(path, "v1", write_both, companions=(str(companion),))[1] is False
+    assert len(calls) == 2 and companion.exists()
+
+
+def test_a_waiting_worker_reads_the_chief_s_cache_and_never_writes(tmp_path):
+    """wait_seconds (a worker other than the chief): the statistics of the cache another process
+    built with the same fingerprint; a ClusterError when none appears in time, saying when the
+    fingerprint there differs; nothing written either way."""
+    path = str(tmp_path / "train.tf_record")
+    with pytest.raises(ClusterError, match=r"did not build this feature cache within 0\.2 s"):
+        input_pipeline.cached_tfrecord(path, "v1", cache_writer([b"a"], []), wait_seconds=0.2)
+    assert os.listdir(tmp_path) == []
+    input_pipeline.cached_tfrecord(path, "v1", cache_writer([b"a", b"b"], []))  # the chief
+    calls = []
+    assert input_pipeline.cached_tfrecord(path, "v1", cache_writer([b"x"], calls),
+                                          wait_seconds=0.2) == ({"records": 2}, True)
+    with pytest.raises(ClusterError, match="the fingerprint there is not this worker's"):
+        input_pipeline.cached_tfrecord(path, "v2", cache_writer([b"x"], calls), wait_seconds=0.2)
+    assert calls == [] and read_cache(path) == [b"a", b"b"]

@@ -1,5 +1,6 @@
 """training.py: the runner on one device and on two mirrored replicas, resume, accumulation, the
 best checkpoint."""
+import json
 import os
 import types
 
@@ -12,6 +13,7 @@ import input_pipeline
 import modeling
 import optimization
 import training
+from errors import InputError
 from test_modeling import tiny_config
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -291,3 +293,17 @@ def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_pa
     for path in tf.io.gfile.glob(os.path.join(directory, "model.ckpt-5*")):
         os.remove(path)
     assert training.BestCheckpoint(runner, directory, "eval_f1").best is None
+
+
+def test_tf_config_names_this_worker_or_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert training._tf_config_task() == (0, None)  # one worker
+    cluster = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                "task": {"type": "worker", "index": 1}}))
+    assert training._tf_config_task() == (1, "10.0.0.2:2222")
+    for bad in ("{not json", json.dumps({"cluster": cluster}),
+                json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 2}})):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(InputError, match="is not a cluster description"):
+            training._tf_config_task()

@@ -394,18 +394,30 @@ class Runner:
         # training steps) does not trace it again.
         step = self._predict_steps.get(predict_fn)
         if step is None:
+            def replica_fn(features):
+                outputs = predict_fn(self.model, features)
+                if not gather:
+                    return outputs
+                # Every replica's part of the batch, in replica order: the batch as it came
+                # (parts may differ in size, the last batch's may be empty). tf.identity puts
+                # each output on this replica's device: all_gather needs one, and an input
+                # passed through (label_ids) has none.
+                ctx = tf.distribute.get_replica_context()
+                return tf.nest.map_structure(lambda t: ctx.all_gather(tf.identity(t), axis=0),
+                                             outputs)
+
             @tf.function(reduce_retracing=True)
             def step(batch):
-                outputs = strategy.run(lambda f: predict_fn(self.model, f), args=(batch,))
-                # Every replica's part of the batch, in replica order: the batch as it came.
-                return strategy.gather(outputs, axis=0) if gather else outputs
+                return strategy.run(replica_fn, args=(batch,))
             self._predict_steps[predict_fn] = step
 
         with self._collectives("prediction"):
             for batch in self._distribute(dataset):
                 outputs = step(batch)
-                yield {name: value.numpy() if gather else np.concatenate(
-                    [t.numpy() for t in strategy.experimental_local_results(value)])
+                # Gathered: each local replica holds the whole batch; keep the first copy.
+                yield {name: strategy.experimental_local_results(value)[0].numpy() if gather
+                       else np.concatenate([t.numpy() for t in
+                                            strategy.experimental_local_results(value)])
                        for name, value in outputs.items()}
 
     def _distribute(self, dataset):

@@ -70,7 +70,11 @@ def squad_file(path, n, version_2, seed=0):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
+    return model_files(tmp_path_factory.mktemp("model"))
+
+
+def model_files(root):
+    """vocab.txt (the fixture's words), bert_config.json and an init checkpoint in `root`."""
     words = set(FILLER.split()) | {"lives", "in", "works", "as", "a", ",", "and", "likes", "it",
                                    ".", "where", "does", "live", "?", "what", "work", "how",
                                    "old", "is"}

@@ -49,9 +49,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from _machine import busy_cpu_seconds, busy_note, other_cpu_share, print_cpu  # noqa: E402
+from _random_batches import pretraining_batch  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 8, "Sequences per step (the half-batch runs use half).")
@@ -74,20 +74,6 @@ def settings():
     if FLAGS.small:
         return SMALL, 8, 128, 20
     return BASE, FLAGS.batch_size, FLAGS.seq_length, FLAGS.max_predictions
-
-
-def make_batch(batch_size, seq_length, max_predictions, vocab_size, seed=0):
-    """One batch of random full-length pretraining examples, as numpy arrays."""
-    rng = np.random.RandomState(seed)
-    n, s, p = batch_size, seq_length, max_predictions
-    positions = np.sort(np.stack([rng.choice(np.arange(1, s), p, replace=False)
-                                  for _ in range(n)]), axis=1)
-    return dict(input_ids=rng.randint(5, vocab_size, (n, s)),
-                input_mask=np.ones((n, s), np.int64),
-                segment_ids=(np.arange(s) >= s // 2).astype(np.int64)[None].repeat(n, 0),
-                masked_lm_positions=positions, masked_lm_ids=rng.randint(5, vocab_size, (n, p)),
-                masked_lm_weights=np.ones((n, p), np.float32),
-                next_sentence_labels=rng.randint(0, 2, (n, 1)))
 
 
 def peak_rss_mb():
@@ -117,7 +103,7 @@ def measure(gradient_checkpointing, batch_size, steps):
     tf.random.set_seed(0)  # the same weights and dropout masks in every run: the same losses
     config = modeling.BertConfig(**shape, max_position_embeddings=max(512, seq_length),
                                  type_vocab_size=2)
-    batch = make_batch(batch_size, seq_length, max_predictions, config.vocab_size)
+    batch = pretraining_batch(batch_size, seq_length, max_predictions, config.vocab_size)
     output_dir = tempfile.mkdtemp(prefix="recompute_memory_")
     runner = training.Runner(
         tf.distribute.OneDeviceStrategy("/cpu:0"),

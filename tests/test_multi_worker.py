@@ -261,12 +261,12 @@ PRETRAINING_STEPS = 20
 
 @pytest.fixture(scope="module")
 def pretraining_job(pretraining):
-    """The two-worker run with evaluation (3 batches of 4 of the 16 records), worker 1 killed
+    """The two-worker run with evaluation (batches of 12 and 4: the 16 records), worker 1 killed
     with SIGKILL as soon as the chief has written its first checkpoint; then the same command
     again on both workers, which resume from the newest checkpoint, finish and evaluate."""
     out = pretraining.root / "two_workers"
     command = command_line("run_pretraining.py", dict(
-        pretraining.flags, output_dir=out, do_eval=True, eval_batch_size=4, max_eval_steps=3,
+        pretraining.flags, output_dir=out, do_eval=True, eval_batch_size=12,
         distribution_strategy="multi_worker_mirrored",
         collective_timeout_seconds=COLLECTIVE_TIMEOUT))
     first = run_job(command, str(pretraining.root / "first"),
@@ -334,10 +334,11 @@ def test_two_workers_pretrain_as_one_process_with_two_replicas(pretraining, pret
         log = pretraining_job.again.log(index)
         assert f"Worker {index} of 2" in log
         assert f"Input pipeline {index} of 2: batches of 4 per replica" in log
-    # Evaluation across the workers: the first 3 batches of 4 of both files in order (8 copies
-    # of the first example, 4 of the second), as one process evaluates them.
+    # Evaluation across the workers, each taking half of every batch: the 16 records in file
+    # order in batches of 12 and 4, so that the halves differ (6 of the first example; 2 of the
+    # first and 4 of the second; 2 and 2) and a half lost or counted twice would show.
     expected = runner.evaluate(modeling.pretraining_metrics,
-                               input_pipeline.tfrecord_dataset(p.files, spec, 4, False), 3)
+                               input_pipeline.tfrecord_dataset(p.files, spec, 12, False))
     results = read_results(pretraining_job.out / "eval_results.txt")
     assert results.pop("global_step") == PRETRAINING_STEPS
     assert results == pytest.approx(expected, rel=1e-4)

@@ -1,25 +1,29 @@
 """Training on several workers (--distribution_strategy=multi_worker_mirrored), proven on this
 machine: two worker processes on 127.0.0.1 run the real command line with TF_CONFIG.
 
-- run_pretraining.py and run_classifier.py on two workers end with the weights (and Adam slots,
-  and global_step) of one process training two replicas (MirroredStrategy over the two logical
-  CPUs of tests/conftest.py) on the same global batches, to 1e-5; their evaluation and
-  predictions are those of one process.
-- A worker killed with SIGKILL after the first checkpoint: the other stops with one ERROR line
-  within KILL_NOTICE_SECONDS, and the same command run again on both ends at --num_train_steps.
-- Only the chief writes into --output_dir: the two-worker runs leave exactly the files of one
-  run, and each script run in this process as a worker that is not the chief (training.is_chief
-  patched) changes nothing in an --output_dir.
+- run_pretraining.py on two workers, one of them killed with SIGKILL as soon as the chief has
+  written its first checkpoint: the other stops with one ERROR line within KILL_NOTICE_SECONDS;
+  the same command run again on both resumes from the chief's newest checkpoint and ends at
+  exactly --num_train_steps, with the weights (and Adam slots, and global_step) of one
+  uninterrupted process training two replicas (MirroredStrategy over the two logical CPUs of
+  tests/conftest.py) on the same global batches, to 1e-5; its evaluation is that process's.
+- run_classifier.py on two workers: the same weights as one process with two replicas; its
+  evaluation (during and after training) and predictions are those of one process.
+- Only the chief writes into --output_dir: the two-worker runs leave exactly the chief's files
+  (TensorBoard files named by the chief's process id), and each script run in this process as a
+  worker that is not the chief (training.is_chief patched) changes nothing in an --output_dir.
 
 The same global batches, provably: every record of input file i is the same example, and the
 input is sharded one file per worker (run_pretraining) or every other record (run_classifier's
 single cache file, whose rows alternate between two examples), so worker i's batches hold copies
-of example i whatever the shuffling; the reference gives replica i the same batch of example i.
-Dropout is off in the config; run_classifier's head keeps the original's fixed dropout of 0.1, so
-its workers and the reference draw the head's mask from one fixed key (FIXED_DROPOUT_KEY).
+of example i whatever the shuffling, before and after a restart; the reference gives replica i
+the same batch of example i. Dropout is off in the config; run_classifier's head keeps the
+original's fixed dropout of 0.1, so its workers and the reference draw the head's mask from one
+fixed key (FIXED_DROPOUT_KEY).
 
 Ports come from the OS (bind to port 0, close, pass in TF_CONFIG); when another process takes one
-in between, the job is started again on new ports. Every worker is killed at HANG_GUARD_SECONDS.
+in between, the job is started again on new ports. Every worker is killed at HANG_GUARD_SECONDS,
+and after each test, passed or failed (_kill_every_worker_left).
 """
 import json
 import os

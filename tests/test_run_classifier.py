@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 import checkpoints
+import classification
 import classifier_data
 import common_flags
 import metrics
@@ -264,6 +265,11 @@ def test_glue_task_trains_evaluates_and_predicts(env, task, tmp_path_factory):
     assert names["output_weights"] == [num_labels, 32] and names["output_bias"] == [num_labels]
     assert "bert/pooler/dense/kernel/adam_m" in names and "global_step" in names
     assert not [n for n in names if n.startswith("cls/")]
+    info = json.loads((out / "task.json").read_text())   # what export_saved_model.py reads
+    assert info == dict(task=info["task"], kind="regression" if LABELS[task] is None
+                        else "classification", labels=LABELS[task],
+                        text_pairs=task not in ("cola", "sst-2"), multi_label_threshold=0.5,
+                        label_separator=",", do_lower_case=True, max_seq_length=SEQ)
     assert sorted(n for n in os.listdir(out) if n.endswith(".tf_record")) == sorted(
         ["train.tf_record", "eval.tf_record", "predict.tf_record"]
         + (["eval_mismatched.tf_record", "predict_mismatched.tf_record"] if task == "mnli"
@@ -352,6 +358,7 @@ def test_generic_jsonl_multi_label(env, tmp_path):
                           label_column="tags", multi_label="true", do_train="true",
                           do_eval="true", do_predict="true"))
     assert (out / "label_list.txt").read_text() == "animal\ncolour\nmotion\n"
+    assert json.loads((out / "task.json").read_text())["kind"] == "multi_label"
     results = read_results(out / "eval_results.txt")
     assert set(results) == {"eval_f1_micro", "eval_exact_match", "eval_loss", "global_step",
                             "loss"}
@@ -430,6 +437,7 @@ def test_eval_every_n_steps_keeps_the_best_checkpoint(env, tmp_path):
     results = read_results(best_dir / "eval_results.txt")
     assert set(results) == expected_keys("sts-b") and results["global_step"] == best_step
     assert results["eval_pearson"] == pytest.approx(max(scores))
+    assert json.loads((best_dir / "task.json").read_text())["kind"] == "regression"
     names = dict(checkpoints.list_variables(str(best_dir)))
     assert names["output_weights"] == [1, 32] and "global_step" in names
     assert not [n for n in names if n.endswith(("adam_m", "adam_v"))]
@@ -446,7 +454,7 @@ def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_pa
     runner = types.SimpleNamespace(model_variables={"w": tf.Variable([1.0, 2.0], name="w")},
                                    global_step=tf.Variable(0, dtype=tf.int64))
     directory = str(tmp_path / "best")
-    best = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
+    best = classification.BestCheckpoint(runner, directory, "f1", ["a", "b"])
     for step, value, saved in ((1, 0.5, True), (2, 0.4, False), (3, float("nan"), False),
                                (4, 0.5, False), (5, 0.7, True)):
         runner.global_step.assign(step)
@@ -455,7 +463,7 @@ def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_pa
     assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-5")
     assert len(tf.io.gfile.glob(os.path.join(directory, "*.index"))) == 1
     assert checkpoints.read(directory)["w"].tolist() == [5.0, 5.0]
-    restarted = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
+    restarted = classification.BestCheckpoint(runner, directory, "f1", ["a", "b"])
     assert restarted.best == 0.7
     assert not restarted.update({"eval_f1": 0.6, "global_step": 6})
 

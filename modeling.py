@@ -243,18 +243,27 @@ class Dense(tf.Module):
         return matmul_last_axis(x, tf.cast(self.kernel, x.dtype))
 
     def __call__(self, x):
-        y = self.product(x)
+        # The bias and activation apply to the 2-D product, before its leading axes are restored:
+        # the graph optimizer fuses MatMul + BiasAdd + GELU only when they follow each other
+        # (kernels.standard_ops).
+        return matmul_last_axis(x, tf.cast(self.kernel, x.dtype), epilogue=self._bias_activation)
+
+    def _bias_activation(self, y):
         fused = _FUSED_BIAS_ACTIVATIONS.get(self.activation)
         if fused:
             return fused(y, tf.convert_to_tensor(self.bias))
-        # `+`, not tf.nn.bias_add: BiasAddGrad sums bfloat16 gradients in bfloat16 (lossy over
-        # thousands of rows); the broadcast add's gradient sums them in float32.
-        y += tf.cast(self.bias, x.dtype)
+        if kernels.standard_ops_enabled() and y.dtype == tf.float32:
+            y = tf.nn.bias_add(y, self.bias)
+        else:
+            # `+`, not tf.nn.bias_add: BiasAddGrad sums bfloat16 gradients in bfloat16 (lossy
+            # over thousands of rows); the broadcast add's gradient sums them in float32.
+            y += tf.cast(self.bias, y.dtype)
         return self.activation(y) if self.activation else y
 
 
-def matmul_last_axis(x, kernel, transpose_b=False):
-    """x [..., in] times kernel [in, out] (or [out, in] with transpose_b) -> [..., out].
+def matmul_last_axis(x, kernel, transpose_b=False, epilogue=None):
+    """x [..., in] times kernel [in, out] (or [out, in] with transpose_b) -> [..., out]; with
+    `epilogue`, epilogue(product) [rows, out] before the leading axes are restored.
 
     Performance: the leading axes are folded into one so that this is a single 2-D MatMul. A 3-D
     `x` times a 2-D kernel would otherwise be a broadcasting BatchMatMul, whose kernel gradient
@@ -262,10 +271,11 @@ def matmul_last_axis(x, kernel, transpose_b=False):
     layer that is a [B, V, H] intermediate); the 2-D form gets the same sums from one GEMM over all
     rows. Same dot products, so the results differ at most by float round-off (summation order).
     """
+    epilogue = epilogue or (lambda y: y)
     if x.shape.rank == 2:
-        return tf.matmul(x, kernel, transpose_b=transpose_b)
+        return epilogue(tf.matmul(x, kernel, transpose_b=transpose_b))
     in_size, out_size = kernel.shape[::-1] if transpose_b else kernel.shape
-    y = tf.matmul(tf.reshape(x, [-1, in_size]), kernel, transpose_b=transpose_b)
+    y = epilogue(tf.matmul(tf.reshape(x, [-1, in_size]), kernel, transpose_b=transpose_b))
     if x.shape[:-1].is_fully_defined():
         return tf.reshape(y, x.shape[:-1].as_list() + [out_size])
     return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [out_size]], 0))

@@ -1,0 +1,427 @@
+"""SavedModels for serving and reuse: a fine-tuned classifier, and BERT encoders in TF Hub's format.
+
+export_saved_model.py is the command line; everything it does is here.
+
+Both kinds are traced with kernels.standard_ops(): the graphs hold standard TensorFlow ops only (no
+XLA, no custom gradients, no py_function), so TF Serving, `tf.saved_model.load` in a process that
+never saw this project, and TensorFlow's converters take them; on CPU, Grappler rewrites their
+MatMul + BiasAdd (+ GELU) into oneDNN kernels. Variables are float32 and keep their checkpoint
+names (`bert/encoder/layer_0/attention/self/query/kernel`, `output_weights`, ...). A SavedModel is
+written under a temporary name beside --export_dir and renamed when complete; an existing
+--export_dir is an error (nothing is overwritten).
+
+Classifier (export_classifier), from a run_classifier.py checkpoint and the task it recorded
+(task.json, label_list.txt: read_classifier_task). Signatures, B = batch, S = sequence length:
+  serving_default   text_a: string [B] (and text_b: string [B] when the task takes text pairs; an
+                    empty text_b makes that row a single text) -> the outputs below. Needs the
+                    in-graph tokenizer (tf_tokenization.Preprocessor); without it serving_default
+                    is serve_features.
+  serve_features    input_word_ids, input_mask, input_type_ids: int32 [B, S] -> the same outputs.
+Outputs by the task's kind (L = number of classes):
+  classification    probabilities float32 [B, L] (softmax), logits [B, L], label string [B]: the
+                    most probable class's name.
+  multi_label       probabilities [B, L] (sigmoid), logits [B, L], label string [B]: the names of
+                    the classes whose probability is at least the run's --multi_label_threshold,
+                    joined by the task's label separator ("," by default; "" for none), as in
+                    test_predictions.tsv.
+  regression        value float32 [B] (what test_results.tsv holds), logits [B, 1].
+Batches are cut to their longest row (the last position any input_mask marks) before the encoder
+runs, so padding to a fixed length costs nothing. Attributes: `vocab_file` (an Asset),
+`do_lower_case` (bool Variable), `labels` (string Variable [L]; empty for regression).
+
+Encoder (export_encoder): TF Hub's TF2 BERT encoder format, a Reusable SavedModel
+(tensorflow.org/hub/reusable_saved_models, .../common_saved_model_apis/text):
+  encoder(inputs, training=False) with inputs = dict(input_word_ids, input_mask, input_type_ids),
+      int32 [B, S] -> dict(sequence_output [B, S, H], pooled_output [B, H], default (=
+      pooled_output), encoder_outputs: a list of [B, S, H], one per layer); training=True
+      applies dropout.
+  encoder.variables, encoder.trainable_variables (the bert/* variables), encoder.
+      regularization_losses (empty): what fine-tuning trains.
+  encoder.vocab_file (Asset), encoder.do_lower_case (bool Variable): the tokenization, as TF
+      Hub's BERT encoders carry it.
+  encoder.mlm(inputs, training=False) with also masked_lm_positions int32 [B, P] -> the outputs
+      above and mlm_logits [B, P, V]; its variables add cls/predictions/*. Only when the
+      checkpoint has the masked-LM head (released checkpoints do).
+  signature serving_default: the three inputs -> sequence_output, pooled_output, default and
+      encoder_outputs_<i> (i = 0 .. layers - 1).
+"""
+
+import dataclasses
+import importlib.util
+import os
+import shutil
+import tempfile
+from typing import List, Optional
+
+import tensorflow as tf
+from absl import logging
+
+import checkpoints
+import classification
+import classifier_data
+from errors import InputError
+import file_io
+import kernels
+import modeling
+
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+MLM_NAMES = ("cls/predictions/",)
+
+
+def encoder_input_specs(extra=()):
+    """{name: TensorSpec int32 [None, None]} of the encoder inputs (and of `extra` names)."""
+    return {name: tf.TensorSpec([None, None], tf.int32, name=name)
+            for name in ENCODER_INPUTS + tuple(extra)}
+
+
+# -- Writing ----------------------------------------------------------------------------------------
+
+def check_export_dir(export_dir):
+    """InputError unless --export_dir is given and does not exist yet."""
+    if not export_dir:
+        raise InputError("--export_dir is required")
+    if tf.io.gfile.exists(export_dir):
+        raise InputError(f"--export_dir={export_dir} exists; give a new directory (an export "
+                         "never overwrites)")
+
+
+def write_atomically(export_dir, write):
+    """Calls write(directory) on a temporary directory, then moves it to `export_dir`.
+
+    Local: a hidden sibling renamed in one step. Remote (gs://...): written locally, then copied
+    file by file (object stores have no directory rename); a failed copy is removed.
+    """
+    check_export_dir(export_dir)
+    if file_io.is_remote(export_dir):
+        with tempfile.TemporaryDirectory(prefix="export-") as local:
+            write(os.path.join(local, "model"))
+            _copy_tree(os.path.join(local, "model"), export_dir)
+        return export_dir
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    try:
+        write(os.path.join(temporary, "model"))
+        os.rename(os.path.join(temporary, "model"), export_dir)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return export_dir
+
+
+def _copy_tree(source, destination):
+    try:
+        for directory, _, names in tf.io.gfile.walk(source):
+            target = os.path.join(destination, os.path.relpath(directory, source))
+            tf.io.gfile.makedirs(target)
+            for name in names:
+                tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name))
+    except BaseException:
+        if tf.io.gfile.exists(destination):
+            tf.io.gfile.rmtree(destination)
+        raise
+
+
+def save(root, export_dir, signatures):
+    """tf.saved_model.save(root) to `export_dir` through write_atomically."""
+    write_atomically(export_dir, lambda directory: tf.saved_model.save(
+        root, directory, signatures=signatures))
+    logging.info("Wrote the SavedModel %s (signatures: %s)", export_dir, ", ".join(signatures))
+    return export_dir
+
+
+# -- Checkpoints ------------------------------------------------------------------------------------
+
+def restore_all(variables, init_checkpoint, what):
+    """Loads every variable of {name: variable} from `init_checkpoint`; a missing one is a
+    CheckpointError naming it (`what`: the model, for the message)."""
+    if not init_checkpoint:
+        raise checkpoints.CheckpointError("--init_checkpoint is required")
+    _, missing, _ = checkpoints.restore(variables, init_checkpoint, log_each=False)
+    if missing:
+        raise checkpoints.CheckpointError(
+            f"{checkpoints.resolve(init_checkpoint)}: {len(missing)} variable(s) of {what} are "
+            "missing (does bert_config.json match the checkpoint?): " + ", ".join(missing[:20])
+            + (" ..." if len(missing) > 20 else ""))
+
+
+def checkpoint_shapes(init_checkpoint):
+    """{name: shape} of the checkpoint's tensors."""
+    if not init_checkpoint:
+        raise checkpoints.CheckpointError("--init_checkpoint is required")
+    return dict(checkpoints.list_variables(init_checkpoint))
+
+
+def checkpoint_directory(init_checkpoint):
+    """The directory of a checkpoint given as a prefix or as a directory."""
+    return init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
+        else os.path.dirname(init_checkpoint)
+
+
+# -- The encoder in TF Hub's format -------------------------------------------------------------------
+
+def encoder_outputs(bert, inputs, training):
+    """The TF Hub encoder's output dict for inputs {input_word_ids, input_mask, input_type_ids}."""
+    out = bert(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"],
+               training=training)
+    return dict(sequence_output=out.sequence_output, pooled_output=out.pooled_output,
+                default=out.pooled_output, encoder_outputs=list(out.all_encoder_layers))
+
+
+def _reusable(call, variables, input_specs):
+    """A Reusable SavedModel object: __call__(inputs, training=False) traced both ways with
+    standard ops, and its variables."""
+    obj = tf.train.Checkpoint()
+    function = tf.function(call)
+    with kernels.standard_ops():
+        for training in (False, True):
+            function.get_concrete_function(input_specs, training=training)
+    obj.__call__ = function
+    obj.variables = list(variables)
+    obj.trainable_variables = [v for v in variables if v.trainable]
+    obj.regularization_losses = []
+    return obj
+
+
+def encoder_object(bert, vocab_file, do_lower_case, mlm=None):
+    """The TF Hub encoder (see the module docstring) of BertModel `bert`, with `mlm` (a
+    MaskedLMHead) as its mlm sub-object if given. Returns (object, signatures)."""
+    root = _reusable(lambda inputs, training=False: encoder_outputs(bert, inputs, training),
+                     checkpoints.named_variables(bert).values(), encoder_input_specs())
+    root.vocab_file = tf.saved_model.Asset(vocab_file)
+    root.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
+    if mlm is not None:
+        def mlm_call(inputs, training=False):
+            outputs = encoder_outputs(bert, inputs, training)
+            outputs["mlm_logits"] = mlm(outputs["sequence_output"], inputs["masked_lm_positions"])
+            return outputs
+
+        root.mlm = _reusable(mlm_call, checkpoints.named_variables(bert, mlm).values(),
+                             encoder_input_specs(["masked_lm_positions"]))
+
+    @tf.function(input_signature=list(encoder_input_specs().values()))
+    def serving(input_word_ids, input_mask, input_type_ids):
+        outputs = encoder_outputs(bert, dict(input_word_ids=input_word_ids, input_mask=input_mask,
+                                             input_type_ids=input_type_ids), False)
+        flat = {name: outputs[name] for name in ("sequence_output", "pooled_output", "default")}
+        flat.update({f"encoder_outputs_{i}": layer
+                     for i, layer in enumerate(outputs["encoder_outputs"])})
+        return flat
+
+    with kernels.standard_ops():
+        signatures = {"serving_default": serving.get_concrete_function()}
+    return root, signatures
+
+
+def export_encoder(export_dir, config, init_checkpoint, vocab_file, do_lower_case):
+    """Writes the TF Hub encoder of a checkpoint in the original layout (bert/*, and cls/* for
+    the mlm sub-object when it has them)."""
+    check_export_dir(export_dir)
+    shapes = checkpoint_shapes(init_checkpoint)
+    pretrainer = modeling.BertPretrainer(config)
+    restore_all(checkpoints.named_variables(pretrainer.bert), init_checkpoint, "the encoder")
+    mlm = None
+    if any(name.startswith(MLM_NAMES) for name in shapes):
+        restore_all(checkpoints.named_variables(pretrainer.mlm), init_checkpoint,
+                    "the masked-LM head")
+        mlm = pretrainer.mlm
+    else:
+        logging.warning("%s has no masked-LM head (cls/predictions/*): the export has no `mlm`",
+                        init_checkpoint)
+    root, signatures = encoder_object(pretrainer.bert, vocab_file, do_lower_case, mlm)
+    return save(root, export_dir, signatures)
+
+
+# -- The classifier -------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierTask:
+    """What a fine-tuned classifier outputs and was trained with (classification.task_info)."""
+    kind: str
+    labels: Optional[List[str]]
+    text_pairs: bool = True
+    multi_label_threshold: float = 0.5
+    label_separator: str = ","
+    do_lower_case: Optional[bool] = None      # None: not recorded
+    max_seq_length: Optional[int] = None
+
+    @property
+    def num_outputs(self):
+        return 1 if self.kind == classifier_data.REGRESSION else len(self.labels)
+
+
+def read_classifier_task(directory, num_outputs):
+    """The ClassifierTask of the run_classifier.py run in `directory`, whose checkpoint has
+    `num_outputs` outputs.
+
+    From task.json; for a run from before that file: label_list.txt makes it single-label
+    classification (a multi-label model cannot be told apart; it would get softmax outputs, with
+    a warning), no label_list.txt and one output regression. Raises InputError when neither
+    says what the outputs are, or when they disagree with the checkpoint.
+    """
+    info = classification.read_task_file(directory)
+    if info is not None:
+        fields = {field.name for field in dataclasses.fields(ClassifierTask)}
+        task = ClassifierTask(**{k: v for k, v in info.items() if k in fields})
+        source = os.path.join(directory, classification.TASK_FILE)
+    else:
+        labels = classification.read_label_list(directory)
+        source = os.path.join(directory, classification.LABEL_LIST_FILE)
+        if labels is not None:
+            logging.warning("%s has no %s (a run before it existed): exporting a single-label "
+                            "classifier over %s", directory, classification.TASK_FILE, labels)
+            task = ClassifierTask(classifier_data.CLASSIFICATION, labels)
+        elif num_outputs == 1:
+            logging.warning("%s has neither %s nor %s and one output: exporting a regression "
+                            "model", directory, classification.TASK_FILE,
+                            classification.LABEL_LIST_FILE)
+            task = ClassifierTask(classifier_data.REGRESSION, None)
+        else:
+            raise InputError(f"{source} is missing: the class names of the classifier in "
+                             f"{directory} are not known (run_classifier.py writes "
+                             f"{classification.LABEL_LIST_FILE} beside its checkpoints)")
+    if task.num_outputs != num_outputs:
+        raise InputError(f"{source}: {task.num_outputs} output(s), but the checkpoint's "
+                         f"output_weights has {num_outputs}")
+    return task
+
+
+def classifier_outputs(task, logits):
+    """The classifier's outputs (see the module docstring) for logits float32 [B, L]."""
+    if task.kind == classifier_data.REGRESSION:
+        return {"value": logits[:, 0], "logits": logits}
+    labels = tf.constant(task.labels)
+    if task.kind == classifier_data.MULTI_LABEL:
+        probabilities = tf.sigmoid(logits)
+        names = tf.ragged.boolean_mask(tf.broadcast_to(labels, tf.shape(logits)),
+                                       probabilities >= task.multi_label_threshold)
+        label = tf.strings.reduce_join(names, axis=-1, separator=task.label_separator)
+    else:
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        label = tf.gather(labels, tf.argmax(logits, axis=-1, output_type=tf.int32))
+    return {"probabilities": probabilities, "logits": logits, "label": label}
+
+
+def trim_padding(features):
+    """The int32 [B, S] features cut to [B, W], W the last position any input_mask marks (at least
+    1): the encoder's results on real tokens do not depend on padding after them."""
+    mask = features["input_mask"]
+    positions = tf.range(1, tf.shape(mask)[1] + 1)[tf.newaxis, :]             # [1, S]
+    width = tf.maximum(tf.reduce_max(tf.where(mask > 0, positions, 0)), 1)
+    return {name: value[:, :width] for name, value in features.items()}
+
+
+def text_features(preprocessor, text_a, text_b, seq_length):
+    """The encoder inputs int32 [B, seq_length] of text_a (and text_b) string [B], by a
+    tf_tokenization.Preprocessor: `[CLS] A [SEP]`, or `[CLS] A [SEP] B [SEP]` where text_b is not
+    empty (the original's `if example.text_b`), truncated as the original."""
+    segment_a = preprocessor.tokenize(text_a)
+    single = preprocessor.bert_pack_inputs([segment_a], seq_length=seq_length)
+    if text_b is None:
+        return single
+    pair = preprocessor.bert_pack_inputs([segment_a, preprocessor.tokenize(text_b)],
+                                         seq_length=seq_length)
+    has_b = (tf.strings.length(text_b) > 0)[:, tf.newaxis]
+    return {name: tf.where(has_b, pair[name], single[name]) for name in ENCODER_INPUTS}
+
+
+def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_length,
+                      preprocessor=None):
+    """The exported classifier (see the module docstring) of BertClassifier `classifier`, with
+    the raw-text serving_default when a `preprocessor` is given. Returns (object, signatures)."""
+    root = tf.train.Checkpoint()
+    root.model = classifier
+    root.vocab_file = tf.saved_model.Asset(vocab_file)
+    root.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
+    root.labels = tf.Variable(task.labels or [], dtype=tf.string, trainable=False, name="labels")
+
+    def outputs(features):
+        features = trim_padding(features)
+        logits = classifier({"input_ids": features["input_word_ids"],
+                             "input_mask": features["input_mask"],
+                             "segment_ids": features["input_type_ids"]}, training=False)
+        return classifier_outputs(task, logits)
+
+    serve_features = tf.function(lambda input_word_ids, input_mask, input_type_ids: outputs(
+        dict(input_word_ids=input_word_ids, input_mask=input_mask, input_type_ids=input_type_ids)),
+        input_signature=list(encoder_input_specs().values()))
+    with kernels.standard_ops():
+        signatures = {"serve_features": serve_features.get_concrete_function()}
+    if preprocessor is None:
+        logging.warning("No in-graph tokenizer (tf_tokenization): serving_default takes the "
+                        "integer features, as serve_features")
+        signatures["serving_default"] = signatures["serve_features"]
+        return root, signatures
+    root.preprocessor = preprocessor
+    texts = [tf.TensorSpec([None], tf.string, name="text_a")]
+    if task.text_pairs:
+        texts.append(tf.TensorSpec([None], tf.string, name="text_b"))
+
+    @tf.function(input_signature=texts)
+    def serve_text(text_a, text_b=None):
+        return outputs(text_features(preprocessor, text_a, text_b, max_seq_length))
+
+    with kernels.standard_ops():
+        signatures["serving_default"] = serve_text.get_concrete_function()
+    return root, signatures
+
+
+def text_preprocessor(vocab_file, do_lower_case, seq_length):
+    """tf_tokenization.Preprocessor: in-graph tokenization identical to tokenization.py; None
+    while that module is not there (then the classifier takes integer features only)."""
+    if importlib.util.find_spec("tf_tokenization") is None:
+        return None
+    import tf_tokenization  # pylint: disable=import-outside-toplevel
+    return tf_tokenization.Preprocessor(vocab_file, do_lower_case, seq_length=seq_length)
+
+
+def _settle_tokenization(task, do_lower_case, max_seq_length, source, default_length):
+    """(do_lower_case, max_seq_length) of the export: the flags' when given (not None), else what
+    the run recorded, else the defaults (True, `default_length`); a --do_lower_case that
+    contradicts the recorded one is an error (the model would see other word pieces than in
+    training)."""
+    if do_lower_case is not None and task.do_lower_case is not None \
+            and do_lower_case != task.do_lower_case:
+        raise InputError(f"--do_lower_case={do_lower_case}, but the classifier was trained with "
+                         f"do_lower_case={task.do_lower_case} ({source})")
+    if do_lower_case is None:
+        do_lower_case = True if task.do_lower_case is None else task.do_lower_case
+    if max_seq_length is None:
+        max_seq_length = task.max_seq_length or default_length
+    return do_lower_case, max_seq_length
+
+
+def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_case=None,
+                      max_seq_length=None, preprocessor="default"):
+    """Writes the serving SavedModel of a run_classifier.py classifier: `init_checkpoint` is its
+    --output_dir (newest checkpoint), best/, or a checkpoint prefix there; the task comes from
+    the files beside it (read_classifier_task). do_lower_case / max_seq_length None: as
+    recorded (_settle_tokenization). `preprocessor`: "default" (text_preprocessor), None (integer
+    features only) or a tf.Module with tf_tokenization.Preprocessor's tokenize and
+    bert_pack_inputs."""
+    check_export_dir(export_dir)
+    shapes = checkpoint_shapes(init_checkpoint)
+    if "output_weights" not in shapes:
+        raise InputError(f"{checkpoints.resolve(init_checkpoint)} is not a classifier (no "
+                         "output_weights): export a run_classifier.py checkpoint, or use "
+                         "--export_type=encoder")
+    directory = checkpoint_directory(init_checkpoint)
+    task = read_classifier_task(directory, shapes["output_weights"][0])
+    do_lower_case, max_seq_length = _settle_tokenization(
+        task, do_lower_case, max_seq_length, directory, min(128, config.max_position_embeddings))
+    if max_seq_length > config.max_position_embeddings:
+        raise InputError(f"--max_seq_length={max_seq_length} is above max_position_embeddings "
+                         f"({config.max_position_embeddings}) of the BERT config")
+    classifier = modeling.BertClassifier(config, task.num_outputs)
+    restore_all(checkpoints.named_variables(classifier), init_checkpoint, "the classifier")
+    if preprocessor == "default":
+        preprocessor = text_preprocessor(vocab_file, do_lower_case, max_seq_length)
+    root, signatures = classifier_object(classifier, task, vocab_file, do_lower_case,
+                                         max_seq_length, preprocessor)
+    return save(root, export_dir, signatures)
+
+
+def export_preprocessor(export_dir, vocab_file, do_lower_case, max_seq_length):
+    """tf_tokenization.save_preprocessor through write_atomically (the TF Hub preprocessor)."""
+    import tf_tokenization  # pylint: disable=import-outside-toplevel
+    return write_atomically(export_dir, lambda directory: tf_tokenization.save_preprocessor(
+        vocab_file, do_lower_case, directory, seq_length=max_seq_length))

@@ -304,3 +304,137 @@ def test_a_run_from_before_task_json_exports_as_single_label(env, tmp_path_facto
         text_a=tf.constant([a for a, _, _ in data["dev"]]), text_b=tf.constant([""] * 5))
     assert np.max(np.abs(outputs["probabilities"].numpy() - expected_probabilities(trained))) \
         <= TOLERANCE
+
+
+# -- The encoder in TF Hub's format -------------------------------------------------------------------
+
+def encoder_inputs(batch=3, seq=9, vocab_size=20, seed=0):
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(5, vocab_size, (batch, seq)).astype(np.int32)
+    mask = np.ones((batch, seq), np.int32)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    types = np.zeros((batch, seq), np.int32)
+    types[0, 5:] = 1
+    return dict(input_word_ids=tf.constant(ids * mask), input_mask=tf.constant(mask),
+                input_type_ids=tf.constant(types))
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(env, tmp_path_factory):
+    """The tiny pretrained checkpoint (bert/* and cls/*) exported by the command line, loaded."""
+    export_dir = tmp_path_factory.mktemp("encoder") / "encoder"
+    assert export_main(export_type="encoder", init_checkpoint=env.init_checkpoint,
+                       bert_config_file=env.bert_config_file, vocab_file=env.vocab_file,
+                       do_lower_case="false", export_dir=export_dir) == 0
+    pretrainer = modeling.BertPretrainer(env.config)
+    checkpoints.restore(checkpoints.named_variables(pretrainer), env.init_checkpoint)
+    return export_dir, tf.saved_model.load(str(export_dir)), pretrainer
+
+
+def test_encoder_outputs_are_the_model_s(tiny_encoder):
+    _, encoder, pretrainer = tiny_encoder
+    inputs = encoder_inputs()
+    outputs = encoder(inputs)
+    assert sorted(outputs) == ["default", "encoder_outputs", "pooled_output", "sequence_output"]
+    reference = pretrainer.bert(inputs["input_word_ids"], inputs["input_mask"],
+                                inputs["input_type_ids"])
+    np.testing.assert_allclose(outputs["sequence_output"], reference.sequence_output,
+                               atol=TOLERANCE)
+    np.testing.assert_allclose(outputs["pooled_output"], reference.pooled_output, atol=TOLERANCE)
+    np.testing.assert_array_equal(outputs["default"], outputs["pooled_output"])
+    assert len(outputs["encoder_outputs"]) == 2
+    for ours, theirs in zip(outputs["encoder_outputs"], reference.all_encoder_layers):
+        np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
+    # The signature for TF Serving: the same, with one output per layer.
+    served = encoder.signatures["serving_default"](**inputs)
+    assert sorted(served) == ["default", "encoder_outputs_0", "encoder_outputs_1",
+                              "pooled_output", "sequence_output"]
+    np.testing.assert_allclose(served["encoder_outputs_1"], outputs["sequence_output"], atol=1e-6)
+    # The masked-LM sub-object.
+    positions = tf.constant([[1, 2], [0, 5], [2, 2]], tf.int32)
+    mlm = encoder.mlm(dict(inputs, masked_lm_positions=positions))
+    np.testing.assert_allclose(mlm["mlm_logits"],
+                               pretrainer.mlm(reference.sequence_output, positions),
+                               atol=TOLERANCE)
+
+
+def test_encoder_carries_its_tokenization_and_trainable_variables(env, tiny_encoder):
+    export_dir, encoder, pretrainer = tiny_encoder
+    with open(encoder.vocab_file.asset_path.numpy().decode(), encoding="utf-8") as f:
+        assert [line.rstrip("\n") for line in f] == vocab_of(env)
+    assert str(export_dir) in encoder.vocab_file.asset_path.numpy().decode()
+    assert encoder.do_lower_case.numpy() == False  # noqa: E712  (as exported)
+    names = sorted(v.name.split(":")[0] for v in encoder.trainable_variables)
+    assert names == sorted(checkpoints.named_variables(pretrainer.bert))
+    assert [v.name for v in encoder.variables] == [v.name for v in encoder.trainable_variables]
+    mlm_names = {v.name.split(":")[0] for v in encoder.mlm.trainable_variables}
+    assert mlm_names == set(checkpoints.named_variables(pretrainer.bert, pretrainer.mlm))
+    assert list(encoder.regularization_losses) == []
+
+
+def test_encoder_trains_with_dropout(tiny_encoder):
+    _, encoder, _ = tiny_encoder
+    inputs = encoder_inputs()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(encoder(inputs, training=True)["pooled_output"] ** 2)
+    gradients = tape.gradient(loss, encoder.trainable_variables)
+    assert all(g is not None for g in gradients)
+    first = encoder(inputs, training=True)["pooled_output"]
+    second = encoder(inputs, training=True)["pooled_output"]   # new dropout masks
+    inference = encoder(inputs, training=False)["pooled_output"]
+    assert np.max(np.abs(first - second)) > 1e-3 and np.max(np.abs(first - inference)) > 1e-3
+    np.testing.assert_array_equal(encoder(inputs)["pooled_output"], inference)
+
+
+@pytest.fixture(scope="module")
+def minilm_encoder(tmp_path_factory):
+    """The real MiniLM weights, converted to the original layout and exported as an encoder."""
+    import convert_hf_checkpoint  # pylint: disable=import-outside-toplevel
+    from real_model import real_model_dir  # pylint: disable=import-outside-toplevel
+    root = tmp_path_factory.mktemp("minilm")
+    convert_hf_checkpoint.convert_hf_to_bert(str(root / "bert"), hf_model_dir=real_model_dir())
+    files = {name: str(root / "bert" / name)
+             for name in ("bert_config.json", "vocab.txt", "bert_model.ckpt")}
+    assert export_main(export_type="encoder", init_checkpoint=files["bert_model.ckpt"],
+                       bert_config_file=files["bert_config.json"], vocab_file=files["vocab.txt"],
+                       export_dir=root / "encoder") == 0
+    return root / "encoder", files
+
+
+def test_minilm_encoder_equals_extract_features_and_transformers(minilm_encoder, tmp_path):
+    import torch  # pylint: disable=import-outside-toplevel
+    import transformers  # pylint: disable=import-outside-toplevel
+    import extract_features  # pylint: disable=import-outside-toplevel
+    from real_model import real_model_dir  # pylint: disable=import-outside-toplevel
+    from test_extract_features import REAL_LINES  # pylint: disable=import-outside-toplevel
+    export_dir, files = minilm_encoder
+    source = tmp_path / "input.txt"
+    source.write_text("".join(line + "\n" for line in REAL_LINES), encoding="utf-8")
+    extract_features.run(str(source), str(tmp_path / "tokens.npz"), files["bert_config.json"],
+                         files["bert_model.ckpt"], files["vocab.txt"], layers="-1",
+                         output_format="npz", progress=False)
+    tokens = np.load(tmp_path / "tokens.npz")
+    offsets, n = tokens["offsets"], len(REAL_LINES)
+    width = int(np.max(np.diff(offsets)))
+    inputs = {name: np.zeros((n, width), np.int32) for name in saved_models.ENCODER_INPUTS}
+    for i in range(n):
+        row, length = slice(offsets[i], offsets[i + 1]), offsets[i + 1] - offsets[i]
+        inputs["input_word_ids"][i, :length] = tokens["token_ids"][row]
+        inputs["input_type_ids"][i, :length] = tokens["segment_ids"][row]
+        inputs["input_mask"][i, :length] = 1
+    encoder = tf.saved_model.load(str(export_dir))
+    assert not hasattr(encoder, "mlm")   # MiniLM comes without its masked-LM head
+    ours = encoder({k: tf.constant(v) for k, v in inputs.items()})["sequence_output"].numpy()
+    model = transformers.BertModel.from_pretrained(real_model_dir()).eval()
+    with torch.inference_mode():
+        theirs = model(input_ids=torch.tensor(inputs["input_word_ids"], dtype=torch.long),
+                       attention_mask=torch.tensor(inputs["input_mask"], dtype=torch.long),
+                       token_type_ids=torch.tensor(inputs["input_type_ids"], dtype=torch.long)
+                       ).last_hidden_state.numpy()
+    mask = inputs["input_mask"].astype(bool)
+    to_extract_features = float(np.max(np.abs(ours[mask] - tokens["layer_-1"])))
+    to_transformers = float(np.max(np.abs(ours[mask] - theirs[mask])))
+    print(f"\nexported MiniLM encoder, max abs difference of sequence_output: extract_features.py "
+          f"{to_extract_features:.2e}, transformers {to_transformers:.2e}")
+    assert to_extract_features <= TOLERANCE and to_transformers <= TOLERANCE

@@ -1,4 +1,4 @@
-"""TF Hub-format BERT encoders (TF2 SavedModels) as fine-tunable models: run_classifier_with_tfhub.py.
+"""TF Hub-format BERT encoders (TF2 SavedModels) as fine-tunable models (run_classifier_with_tfhub).
 
 The original run_classifier_with_tfhub.py fine-tuned a TF1 `hub.Module` and read the vocabulary
 and casing from its `tokenization_info` signature. TF2 encoders in TF Hub's format (TF Hub's BERT

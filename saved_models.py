@@ -74,7 +74,7 @@ def encoder_input_specs(extra=()):
             for name in ENCODER_INPUTS + tuple(extra)}
 
 
-# -- Writing ----------------------------------------------------------------------------------------
+# -- Writing ---------------------------------------------------------------------------------------
 
 def check_export_dir(export_dir):
     """InputError unless --export_dir is given and does not exist yet."""
@@ -129,7 +129,7 @@ def save(root, export_dir, signatures):
     return export_dir
 
 
-# -- Checkpoints ------------------------------------------------------------------------------------
+# -- Checkpoints -----------------------------------------------------------------------------------
 
 def restore_all(variables, init_checkpoint, what):
     """Loads every variable of {name: variable} from `init_checkpoint`; a missing one is a
@@ -157,7 +157,7 @@ def checkpoint_directory(init_checkpoint):
         else os.path.dirname(init_checkpoint)
 
 
-# -- The encoder in TF Hub's format -------------------------------------------------------------------
+# -- The encoder in TF Hub's format ----------------------------------------------------------------
 
 def encoder_outputs(bert, inputs, training):
     """The TF Hub encoder's output dict for inputs {input_word_ids, input_mask, input_type_ids}."""

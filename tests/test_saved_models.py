@@ -239,8 +239,9 @@ def test_multi_label_and_regression_outputs(env, tmp_path_factory, tmp_path):
     data, trained = train_glue(env, "sts-b", tmp_path_factory)
     export_classifier(env, trained, tmp_path / "regression")
     loaded = tf.saved_model.load(str(tmp_path / "regression"))
-    outputs = loaded.signatures["serve_features"](**{
-        k: tf.constant(v) for k, v in features_of(env, [(a, b) for a, b, _ in data["dev"]]).items()})
+    features = features_of(env, [(a, b) for a, b, _ in data["dev"]])
+    outputs = loaded.signatures["serve_features"](**{k: tf.constant(v)
+                                                     for k, v in features.items()})
     assert sorted(outputs) == ["logits", "value"]
     assert np.max(np.abs(outputs["value"].numpy() - expected_probabilities(trained)[:, 0])) \
         <= TOLERANCE
@@ -306,7 +307,7 @@ def test_a_run_from_before_task_json_exports_as_single_label(env, tmp_path_facto
         <= TOLERANCE
 
 
-# -- The encoder in TF Hub's format -------------------------------------------------------------------
+# -- The encoder in TF Hub's format ----------------------------------------------------------------
 
 def encoder_inputs(batch=3, seq=9, vocab_size=20, seed=0):
     rng = np.random.RandomState(seed)

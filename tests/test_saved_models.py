@@ -388,28 +388,16 @@ def test_encoder_trains_with_dropout(tiny_encoder):
     np.testing.assert_array_equal(encoder(inputs)["pooled_output"], inference)
 
 
-@pytest.fixture(scope="module")
-def minilm_encoder(tmp_path_factory):
-    """The real MiniLM weights, converted to the original layout and exported as an encoder."""
-    import convert_hf_checkpoint  # pylint: disable=import-outside-toplevel
-    from real_model import real_model_dir  # pylint: disable=import-outside-toplevel
-    root = tmp_path_factory.mktemp("minilm")
-    convert_hf_checkpoint.convert_hf_to_bert(str(root / "bert"), hf_model_dir=real_model_dir())
-    files = {name: str(root / "bert" / name)
-             for name in ("bert_config.json", "vocab.txt", "bert_model.ckpt")}
-    assert export_main(export_type="encoder", init_checkpoint=files["bert_model.ckpt"],
-                       bert_config_file=files["bert_config.json"], vocab_file=files["vocab.txt"],
-                       export_dir=root / "encoder") == 0
-    return root / "encoder", files
-
-
-def test_minilm_encoder_equals_extract_features_and_transformers(minilm_encoder, tmp_path):
+def test_minilm_encoder_equals_extract_features_and_transformers(minilm_checkpoint,
+                                                                 minilm_encoder, tmp_path):
+    """The exported real MiniLM weights (conftest.py) against extract_features.py and
+    transformers on the same word pieces."""
     import torch  # pylint: disable=import-outside-toplevel
     import transformers  # pylint: disable=import-outside-toplevel
     import extract_features  # pylint: disable=import-outside-toplevel
     from real_model import real_model_dir  # pylint: disable=import-outside-toplevel
     from test_extract_features import REAL_LINES  # pylint: disable=import-outside-toplevel
-    export_dir, files = minilm_encoder
+    files, export_dir = minilm_checkpoint, minilm_encoder
     source = tmp_path / "input.txt"
     source.write_text("".join(line + "\n" for line in REAL_LINES), encoding="utf-8")
     extract_features.run(str(source), str(tmp_path / "tokens.npz"), files["bert_config.json"],

@@ -47,7 +47,6 @@ memory (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_), which helps torch m
 
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -66,6 +65,7 @@ for _path in (REPO, HERE, os.path.join(REPO, "tests")):
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from _machine import busy_cpu_seconds  # noqa: E402
+from _minilm import build_sentences, convert_model, start_worker  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 2000, "Input lines (sentences) per run.")
@@ -84,23 +84,6 @@ flags.DEFINE_string("work_dir", None, "Where to put the converted model, input a
 MAX_SEQ_LENGTH = 128
 TARGET = 1.5
 QUIET = 0.10   # a run is "quiet" when other processes used at most this share of the CPUs
-
-
-def build_sentences(count):
-    """`count` real English sentences (6 to 60 words), spread evenly over the corpus."""
-    from tokenization_speed import build_corpus  # pylint: disable=import-outside-toplevel
-
-    text = " ".join(build_corpus())
-    seen, sentences = set(), []
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        sentence = " ".join(sentence.split())
-        if 6 <= len(sentence.split()) <= 60 and "|||" not in sentence and sentence not in seen:
-            seen.add(sentence)
-            sentences.append(sentence)
-    if len(sentences) < count:
-        raise RuntimeError(f"the corpus has only {len(sentences)} sentences; asked for {count}")
-    step = len(sentences) / count
-    return [sentences[int(i * step)] for i in range(count)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,36 +203,8 @@ def describe(side):
             f"{transformers.__version__}, peer orders: {', '.join(FLAGS.peer_orders)}")
 
 
-def convert_model(work_dir):
-    """The MiniLM weights in the original checkpoint layout, via convert_hf_checkpoint.py."""
-    import subprocess
-    from real_model import real_model_dir
-    out = os.path.join(work_dir, "minilm_bert")
-    if not os.path.exists(os.path.join(out, "bert_model.ckpt.index")):
-        subprocess.run([sys.executable, os.path.join(REPO, "convert_hf_checkpoint.py"),
-                        f"--hf_model_dir={real_model_dir()}", f"--output_dir={out}"],
-                       check=True, capture_output=True)
-    return out
-
-
 def label(side, order):
     return side if side == "ours" else f"peer ({order})"
-
-
-def start_worker(context, side, work_dir, input_file):
-    parent_end, child_end = context.Pipe()
-    process = context.Process(target=worker,
-                              args=(side, list(sys.argv), work_dir, input_file, child_end),
-                              daemon=True)
-    saved = dict(os.environ)
-    if FLAGS.malloc == "heap":   # read by glibc when the worker process starts
-        os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
-    try:
-        process.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return process, parent_end
 
 
 def main(argv):
@@ -277,7 +232,8 @@ def main(argv):
           flush=True)
 
     context = multiprocessing.get_context("spawn")
-    workers = {side: start_worker(context, side, work_dir, input_file) for side in ("ours", "peer")}
+    workers = {side: start_worker(context, worker, (side, list(sys.argv), work_dir, input_file),
+                                  FLAGS.malloc == "heap") for side in ("ours", "peer")}
     rates, shares = {}, {}
     try:
         for side, (_, conn) in workers.items():

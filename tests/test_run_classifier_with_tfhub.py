@@ -8,7 +8,6 @@ run_classifier.py on the checkpoint, same settings, on the bundled task.
 """
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ import run_classifier
 import run_classifier_with_tfhub
 import saved_models
 from script_main import error_line, read_results, run_script_command, run_script_main
-from test_run_classifier import (SEQ, DEMO_DIR, env, read_rows, train_glue,  # noqa: F401
+from test_run_classifier import (SEQ, DEMO_DIR, env, read_rows,  # noqa: F401  (env: fixture)
                                  write_glue)
 
 def run_hub(**flag_values):

@@ -495,16 +495,16 @@ def _add_norm_backward(y, bias, residual, gamma, key, rate, dout):
 def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate, key=None):
     """LayerNorm(dropout(y + bias) + residual) in float32, returned in residual's dtype.
 
-    y, residual [..., H]: y is a matrix product without its float32 bias [H]; gamma, beta [H]
-    float32. rate 0 means no dropout; key: the mask's key (by default a fresh one). The block that
-    ends each half of a transformer layer, fused (performance: one XLA function each way instead
-    of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual sum are
+    y, residual [..., H]: y is a matrix product without its float32 bias [H] (with standard_ops(),
+    bias may be None: y has its bias); gamma, beta [H] float32. rate 0 means no dropout; key: the
+    mask's key (by default a fresh one). The block that ends each half of a transformer layer,
+    fused (performance: one XLA function each way instead of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual sum are
     float32 instead of bfloat16 (only more accurate); in float32 the same values as the separate
     ops up to float round-off.
     """
     key = _mask_key(rate, key)
     if _standard_ops:
-        h = _bias_add_standard(y, bias)
+        h = y if bias is None else _bias_add_standard(y, bias)
         if rate:
             h = dropout_reference(h, rate, key)
         return tf.cast(layer_norm_reference(tf.cast(h, tf.float32) + tf.cast(residual, tf.float32),

@@ -294,8 +294,10 @@ class LayerNorm(tf.Module):
                                   tf.convert_to_tensor(self.beta))
 
     def add_and_norm(self, y, bias, residual, dropout_rate, training):
-        """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm."""
-        return kernels.dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
+        """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm (bias None:
+        y has its bias, with kernels.standard_ops only)."""
+        bias = None if bias is None else tf.convert_to_tensor(bias)
+        return kernels.dropout_add_layer_norm(y, bias, residual,
                                               tf.convert_to_tensor(self.gamma),
                                               tf.convert_to_tensor(self.beta),
                                               dropout_rate if training else 0.0)
@@ -357,15 +359,7 @@ class SelfAttention(tf.Module):
         self.value = Dense(f"{scope}/value", h, h, r)
 
     def __call__(self, x, attention_bias, training):
-        # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
-        # concatenated at call time; the variables stay as they are), then one fused pass adds the
-        # bias, splits the heads of all three and scales q. Each output column is the same dot
-        # product as before.
-        kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
-        bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
-        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
-        q, k, v = kernels.split_heads(qkv, bias, self.num_heads,
-                                      1.0 / math.sqrt(self.head_size))       # 3 x [B, N, S, D]
+        q, k, v = self._heads(x)                                             # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
         probs = kernels.attention_probs(scores, attention_bias,
                                         self.dropout_rate if training else 0.0)  # [B, N, F, T]
@@ -373,6 +367,26 @@ class SelfAttention(tf.Module):
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
         return tf.reshape(context, [b, f, self.num_heads * self.head_size])  # [B, F, H]
+
+    def _heads(self, x):
+        """q / sqrt(D), k, v [B, N, S, D] of x [B, S, H]."""
+        scale = 1.0 / math.sqrt(self.head_size)
+        if kernels.standard_ops_enabled():
+            # Three products, each with its bias fused into it by Grappler: no copy of the
+            # kernels (the concatenation below copies 3 H^2 values per call, which costs more
+            # than it saves for the short batches of serving).
+            b, s = tf.shape(x)[0], tf.shape(x)[1]
+            q, k, v = (tf.transpose(tf.reshape(dense(x), [b, s, self.num_heads, -1]),
+                                    [0, 2, 1, 3]) for dense in (self.query, self.key, self.value))
+            return q * tf.cast(scale, q.dtype), k, v
+        # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
+        # concatenated at call time; the variables stay as they are), then one fused pass adds
+        # the bias, splits the heads of all three and scales q. Each output column is the same
+        # dot product as before.
+        kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
+        bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
+        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
+        return kernels.split_heads(qkv, bias, self.num_heads, scale)
 
 
 class TransformerLayer(tf.Module):
@@ -392,11 +406,17 @@ class TransformerLayer(tf.Module):
 
     def __call__(self, x, attention_bias, training):
         a = self.attention(x, attention_bias, training)                     # [B, S, H]
-        x = self.attention_norm.add_and_norm(self.attention_output.product(a),
-                                             self.attention_output.bias, x, self.dropout_rate,
-                                             training)
-        y = self.output.product(self.intermediate(x))                        # [B, S, I] -> [B, S, H]
-        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training)
+        x = self._output(self.attention_output, self.attention_norm, a, x, training)
+        return self._output(self.output, self.output_norm, self.intermediate(x), x,
+                            training)                                        # [B, S, I] -> [B, S, H]
+
+    def _output(self, dense, norm, y, residual, training):
+        """norm(dropout(dense(y)) + residual): the end of each half of the layer."""
+        if kernels.standard_ops_enabled():
+            # The bias in the product, where Grappler fuses it with the MatMul.
+            return norm.add_and_norm(dense(y), None, residual, self.dropout_rate, training)
+        return norm.add_and_norm(dense.product(y), dense.bias, residual, self.dropout_rate,
+                                 training)
 
 
 class BertOutputs(NamedTuple):

@@ -223,6 +223,24 @@ def train_multi_label(env, tmp_path_factory):
     return env.outputs["multi_label"]
 
 
+def test_batches_run_in_chunks_of_similar_length_give_the_whole_batch_s_logits(env):
+    classifier = modeling.BertClassifier(env.config, 3)
+    rng = np.random.RandomState(7)
+    lengths = rng.randint(1, 20, 11)
+    mask = (np.arange(24)[None, :] < lengths[:, None]).astype(np.int32)
+    features = dict(input_word_ids=tf.constant(rng.randint(5, 30, (11, 24)) * mask, tf.int32),
+                    input_mask=tf.constant(mask), input_type_ids=tf.zeros([11, 24], tf.int32))
+
+    def logits(part):
+        return classifier({"input_ids": part["input_word_ids"], "input_mask": part["input_mask"],
+                           "segment_ids": part["input_type_ids"]})
+
+    run = tf.function(lambda f: saved_models.logits_by_length(logits, f, 3, rows=4))
+    np.testing.assert_allclose(run(features), logits(features), atol=1e-5)
+    empty = {name: value[:0] for name, value in features.items()}
+    assert run(empty).shape == (0, 3)
+
+
 def test_multi_label_and_regression_outputs(env, tmp_path_factory, tmp_path):
     dev, trained = train_multi_label(env, tmp_path_factory)
     export_classifier(env, trained, tmp_path / "multi_label")

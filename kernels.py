@@ -70,30 +70,38 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # XLA or plain TensorFlow
 
 
-_compile_with_xla = True
+class _Setting:
+    """A process-wide switch that kernels read when they are called (traced): `value`, and
+    `scope(value)`, a context manager setting it within a block and restoring it afterwards.
+    One setting for the whole process, not per thread (see the module docstring)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    @contextlib.contextmanager
+    def scope(self, value):
+        saved, self.value = self.value, bool(value)
+        try:
+            yield
+        finally:
+            self.value = saved
 
 
-@contextlib.contextmanager
+_XLA = _Setting(True)
+_STANDARD_OPS = _Setting(False)
+
+
 def compile_with_xla(enabled):
     """Within the block, kernels called (or traced into a tf.function) are XLA-compiled iff
     `enabled`; the previous setting comes back afterwards. See the module docstring."""
-    global _compile_with_xla  # pylint: disable=global-statement
-    saved, _compile_with_xla = _compile_with_xla, bool(enabled)
-    try:
-        yield
-    finally:
-        _compile_with_xla = saved
+    return _XLA.scope(enabled)
 
 
 def xla_enabled():
     """Whether kernels called now are XLA-compiled (True unless inside compile_with_xla(False))."""
-    return _compile_with_xla
+    return _XLA.value
 
 
-_standard_ops = False
-
-
-@contextlib.contextmanager
 def standard_ops(enabled=True):
     """Within the block, kernels called (or traced into a tf.function) are written with standard
     TensorFlow ops and differentiated by autodiff, instead of the fused functions with
@@ -107,17 +115,12 @@ def standard_ops(enabled=True):
     except that biases are added with tf.nn.bias_add and GELU is 0.5 * x * (1 + erf(x / sqrt(2)))
     (gelu_standard), the forms the remapper matches. Same values up to float round-off.
     """
-    global _standard_ops  # pylint: disable=global-statement
-    saved, _standard_ops = _standard_ops, bool(enabled)
-    try:
-        yield
-    finally:
-        _standard_ops = saved
+    return _STANDARD_OPS.scope(enabled)
 
 
 def standard_ops_enabled():
     """Whether kernels called now are standard ops (inside standard_ops())."""
-    return _standard_ops
+    return _STANDARD_OPS.value
 
 
 def _maybe_xla(fn):
@@ -130,7 +133,7 @@ def _maybe_xla(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        return (compiled if _compile_with_xla else fn)(*args)
+        return (compiled if _XLA.value else fn)(*args)
 
     return call
 
@@ -243,7 +246,7 @@ def dropout(x, rate, training, key=None):
     if not training or rate == 0.0:
         return x
     key = _mask_key(rate, key)
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return dropout_reference(x, rate, key)
 
     @tf.custom_gradient
@@ -305,7 +308,7 @@ def gelu(x):
     (dy * (Phi(x) + x * phi(x))) rather than derived op by op from erfc. Same values as
     tf.nn.gelu up to float round-off. With standard_ops(): gelu_standard.
     """
-    return gelu_standard(x) if _standard_ops else _gelu_fused(x)
+    return gelu_standard(x) if _STANDARD_OPS.value else _gelu_fused(x)
 
 
 @tf.custom_gradient
@@ -348,7 +351,7 @@ def bias_gelu(y, bias):
     y [..., C] in the compute dtype, bias [C] float32 -> [..., C] in y's dtype. With
     standard_ops(): gelu_standard(tf.nn.bias_add(y, bias)).
     """
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return gelu_standard(_bias_add_standard(y, bias))
     return _bias_gelu_fused(y, bias)
 
@@ -388,7 +391,7 @@ def _add_bias_float32_forward(y, bias):
 def add_bias_float32(y, bias):
     """float32(y) + bias (float32). Fused for the [B, P, V] masked-LM logits (performance: the
     cast and the bias add in one pass; same values)."""
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return tf.nn.bias_add(tf.cast(y, tf.float32), bias)
     return _add_bias_float32_fused(y, bias)
 
@@ -450,7 +453,7 @@ def layer_norm(x, gamma, beta):
 
     x [..., C]; gamma, beta [C] float32; epsilon LAYER_NORM_EPSILON.
     """
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return layer_norm_reference(x, gamma, beta)
     return _layer_norm_fused(x, gamma, beta)
 
@@ -503,7 +506,7 @@ def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate, key=None):
     ops up to float round-off.
     """
     key = _mask_key(rate, key)
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         h = y if bias is None else _bias_add_standard(y, bias)
         if rate:
             h = dropout_reference(h, rate, key)
@@ -559,7 +562,7 @@ def split_heads(qkv, bias, num_heads, q_scale):
     their gradients). The bias add and scaling are in float32 for 16-bit qkv (same values in
     float32). With standard_ops(): split_heads_reference.
     """
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return split_heads_reference(qkv, bias, num_heads, q_scale)
 
     @tf.custom_gradient
@@ -612,7 +615,7 @@ def attention_probs(scores, attention_bias, rate, key=None):
     the largest elementwise tensor of attention, [B, N, F, T], is read and written once each way).
     """
     key = _mask_key(rate, key)
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return attention_probs_reference(scores, attention_bias, rate, key)
 
     @tf.custom_gradient
@@ -648,7 +651,7 @@ def sparse_softmax_cross_entropy(labels, logits, bias=None):
     stays outside XLA because XLA's gather clamps bad indices silently). The logits' gradient has
     their dtype.
     """
-    if _standard_ops:
+    if _STANDARD_OPS.value:
         return sparse_softmax_cross_entropy_reference(labels, logits, bias)
     labels = tf.cast(labels, tf.int32)
     rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])                   # [R, V]

@@ -56,3 +56,14 @@ def start_worker(context, target, args, malloc_heap):
         os.environ.clear()
         os.environ.update(saved)
     return process, parent_end
+
+
+def stop_workers(workers):
+    """Sends ("close",) to each of {name: (process, connection)} and waits for it to end."""
+    for process, connection in workers.values():
+        try:
+            connection.send(("close",))
+            connection.recv()
+        except (OSError, EOFError):
+            pass
+        process.join(timeout=30)

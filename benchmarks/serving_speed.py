@@ -70,7 +70,7 @@ for _path in (REPO, HERE, os.path.join(REPO, "tests")):
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from _machine import busy_cpu_seconds  # noqa: E402
-from _minilm import build_sentences, convert_model, start_worker  # noqa: E402
+from _minilm import build_sentences, convert_model, start_worker, stop_workers  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 1000, "Sentences per throughput run.")
@@ -478,13 +478,7 @@ def main(argv):
             - runs.run("peer", mode, "probabilities", record=False))))
             for mode in modes if mode != "forward"}
     finally:
-        for process, conn in workers.values():
-            try:
-                conn.send(("close",))
-                conn.recv()
-            except (OSError, EOFError):
-                pass
-            process.join(timeout=30)
+        stop_workers(workers)
         if not FLAGS.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
     report(runs, modes, agreement)

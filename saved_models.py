@@ -27,8 +27,8 @@ Outputs by the task's kind (L = number of classes):
   regression        value float32 [B] (what test_results.tsv holds), logits [B, 1].
 A batch runs in chunks of CHUNK_ROWS rows of similar length, each cut to its longest row (the last
 position input_mask marks): padding to a fixed length costs nothing, and a batch of mixed lengths
-little (logits_by_length). Attributes: `vocab_file` (an Asset),
-`do_lower_case` (bool Variable), `labels` (string Variable [L]; empty for regression).
+little (logits_by_length; benchmarks/serving_speed.py measures it). Attributes: `vocab_file` (an
+Asset), `do_lower_case` (bool Variable), `labels` (string Variable [L]; empty for regression).
 
 Encoder (export_encoder): TF Hub's TF2 BERT encoder format, a Reusable SavedModel
 (tensorflow.org/hub/reusable_saved_models, .../common_saved_model_apis/text):
@@ -45,6 +45,9 @@ Encoder (export_encoder): TF Hub's TF2 BERT encoder format, a Reusable SavedMode
       checkpoint has the masked-LM head (released checkpoints do).
   signature serving_default: the three inputs -> sequence_output, pooled_output, default and
       encoder_outputs_<i> (i = 0 .. layers - 1).
+Dropout draws its masks from TensorFlow's stateful random generator in the graph: an encoder
+exported while a global seed was set (tf.random.set_seed) starts every process with the same
+sequence of masks, as a seeded training run would.
 """
 
 import dataclasses
@@ -421,13 +424,13 @@ def _settle_tokenization(task, do_lower_case, max_seq_length, source, default_le
 
 
 def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_case=None,
-                      max_seq_length=None, preprocessor="default"):
+                      max_seq_length=None, make_preprocessor=text_preprocessor):
     """Writes the serving SavedModel of a run_classifier.py classifier: `init_checkpoint` is its
     --output_dir (newest checkpoint), best/, or a checkpoint prefix there; the task comes from
     the files beside it (read_classifier_task). do_lower_case / max_seq_length None: as
-    recorded (_settle_tokenization). `preprocessor`: "default" (text_preprocessor), None (integer
-    features only) or a tf.Module with tf_tokenization.Preprocessor's tokenize and
-    bert_pack_inputs."""
+    recorded (_settle_tokenization). make_preprocessor(vocab_file, do_lower_case, seq_length)
+    -> an object with tf_tokenization.Preprocessor's tokenize and bert_pack_inputs (the raw-text
+    signature's tokenizer), or None (integer features only); so is make_preprocessor=None."""
     check_export_dir(export_dir)
     shapes = checkpoint_shapes(init_checkpoint)
     if "output_weights" not in shapes:
@@ -443,8 +446,8 @@ def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_
                          f"({config.max_position_embeddings}) of the BERT config")
     classifier = modeling.BertClassifier(config, task.num_outputs)
     restore_all(checkpoints.named_variables(classifier), init_checkpoint, "the classifier")
-    if preprocessor == "default":
-        preprocessor = text_preprocessor(vocab_file, do_lower_case, max_seq_length)
+    preprocessor = make_preprocessor and make_preprocessor(vocab_file, do_lower_case,
+                                                           max_seq_length)
     root, signatures = classifier_object(classifier, task, vocab_file, do_lower_case,
                                          max_seq_length, preprocessor)
     return save(root, export_dir, signatures)
@@ -452,6 +455,10 @@ def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_
 
 def export_preprocessor(export_dir, vocab_file, do_lower_case, max_seq_length):
     """tf_tokenization.save_preprocessor through write_atomically (the TF Hub preprocessor)."""
+    check_export_dir(export_dir)
+    if importlib.util.find_spec("tf_tokenization") is None:
+        raise InputError("--export_type=preprocessor needs tf_tokenization.py, the in-graph "
+                         "tokenizer")
     import tf_tokenization  # pylint: disable=import-outside-toplevel
     return write_atomically(export_dir, lambda directory: tf_tokenization.save_preprocessor(
         vocab_file, do_lower_case, directory, seq_length=max_seq_length))

@@ -80,12 +80,12 @@ def vocab_of(env):
         return [line.rstrip("\n") for line in f]
 
 
-def export_classifier(env, trained, export_dir, preprocessor="whitespace", **kwargs):
-    """saved_models.export_classifier of a run_classifier.py output dir."""
-    if preprocessor == "whitespace":
-        preprocessor = WhitespacePreprocessor(vocab_of(env))
-    return saved_models.export_classifier(str(export_dir), env.config, str(trained),
-                                          env.vocab_file, preprocessor=preprocessor, **kwargs)
+def export_classifier(env, trained, export_dir, **kwargs):
+    """saved_models.export_classifier of a run_classifier.py output dir, with the raw-text
+    signature of WhitespacePreprocessor."""
+    return saved_models.export_classifier(
+        str(export_dir), env.config, str(trained), env.vocab_file,
+        make_preprocessor=lambda *_: WhitespacePreprocessor(vocab_of(env)), **kwargs)
 
 
 def features_of(env, pairs):

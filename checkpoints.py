@@ -92,6 +92,14 @@ def resolve(path):
                           "with a `checkpoint` state file)")
 
 
+def directory_of(path):
+    """The directory of a checkpoint given as a prefix, one of its files or a directory (where a
+    fine-tuned model keeps the files its outputs follow, such as its label list); None for None."""
+    if not path:
+        return None
+    return str(path) if tf.io.gfile.isdir(path) else os.path.dirname(str(path))
+
+
 def list_variables(path):
     """[(name, shape)] of the checkpoint at `path` (prefix or directory), sorted by name."""
     return sorted(tf.train.list_variables(resolve(path)))

@@ -38,7 +38,6 @@ import training
 GENERIC_OPTIONS = ("text_a_column", "text_b_column", "label_column", "index_column", "file_format",
                    "has_header", "labels", "multi_label", "label_separator", "regression")
 LABEL_LIST_FILE = "label_list.txt"
-EVAL_RESULTS_FILE = "eval_results.txt"
 SOFT_LABELS_FILE = "soft_labels.jsonl"
 DISTILLATION_RESULTS_FILE = "distillation_results.txt"
 AGREEMENT_EXAMPLES = 10000   # teacher agreement is measured on this many transfer examples
@@ -173,19 +172,20 @@ def read_label_list(*directories):
     return None
 
 
+def label_list_text(labels):
+    """label_list.txt's text: one class name a line, in the model's output order."""
+    return "".join(f"{label}\n" for label in labels)
+
+
 def write_label_list(directory, labels):
     file_io.write_text_atomically(os.path.join(directory, LABEL_LIST_FILE),
-                                   "".join(f"{label}\n" for label in labels))
+                                   label_list_text(labels))
 
 
 def model_directories(output_dir, init_checkpoint):
     """Where the model this run continues from or evaluates keeps its label_list.txt: the output
     directory, then the --init_checkpoint's."""
-    init_dir = None
-    if init_checkpoint:
-        init_dir = init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
-            else os.path.dirname(init_checkpoint)
-    return output_dir, init_dir
+    return output_dir, checkpoints.directory_of(init_checkpoint)
 
 
 def settle_task(task_flags, soft, model_dirs):
@@ -291,10 +291,14 @@ def task_info(data, features, threshold):
             "max_seq_length": int(features.max_seq_length)}
 
 
+def task_file_text(info):
+    """task.json's text (TASK_FILE) of what `info` records."""
+    return json.dumps(info, indent=2, sort_keys=True) + "\n"
+
+
 def write_task_file(directory, info):
     """<directory>/task.json (TASK_FILE), written atomically."""
-    file_io.write_text_atomically(os.path.join(directory, TASK_FILE),
-                                  json.dumps(info, indent=2, sort_keys=True) + "\n")
+    file_io.write_text_atomically(os.path.join(directory, TASK_FILE), task_file_text(info))
 
 
 def read_task_file(directory):
@@ -544,15 +548,16 @@ class Evaluator:
     def __init__(self, runner, task, records, batch_size, threshold):
         self.runner, self.task, self.records = runner, task, records
         self.batch_size, self.threshold = batch_size, threshold
-        self._last = {}
+        self._results = training.once_per_step(runner, self._evaluate)
 
     def __call__(self, split):
-        step = int(self.runner.global_step.numpy())
-        if self._last.get(split, (None,))[0] != step:
-            dataset = self.records.dataset("eval", split, self.batch_size)
-            arrays = run_predictions(self.runner, self.task.kind, dataset)
-            self._last[split] = (step, eval_results(self.task, arrays, step, self.threshold))
-        return self._last[split][1]
+        return self._results(split)
+
+    def _evaluate(self, split):
+        dataset = self.records.dataset("eval", split, self.batch_size)
+        arrays = run_predictions(self.runner, self.task.kind, dataset)
+        return eval_results(self.task, arrays, int(self.runner.global_step.numpy()),
+                            self.threshold)
 
 
 def write_eval_results(output_dir, evaluator, splits):
@@ -590,70 +595,20 @@ def predict_test_sets(runner, data, records, batch_size, threshold, output_dir):
 
 # -- The best checkpoint --------------------------------------------------------------------------
 
-class BestCheckpoint:
-    """Keeps the weights with the best main metric in <output_dir>/best/ (see run_classifier.py's
-    docstring), with label_list.txt and, given `info`, task.json."""
-
-    def __init__(self, runner, directory, metric, labels, info=None):
-        self.runner, self.directory, self.key = runner, directory, f"eval_{metric}"
-        self.labels, self.info = labels, info
-        self.best = self._recorded()
-
-    def _recorded(self):
-        """The best value recorded by an earlier run, if its checkpoint is there too."""
-        path = os.path.join(self.directory, EVAL_RESULTS_FILE)
-        latest = tf.train.latest_checkpoint(self.directory) if tf.io.gfile.isdir(
-            self.directory) else None
-        if not latest or not tf.io.gfile.exists(path):
-            return None
-        with tf.io.gfile.GFile(path) as f:
-            results = dict(line.rstrip("\n").split(" = ", 1) for line in f if " = " in line)
-        if self.key not in results or int(results.get("global_step", -1)) != \
-                int(latest.rsplit("-", 1)[-1]):
-            return None
-        return float(results[self.key])
-
-    def update(self, results):
-        """Saves the runner's weights if results[key] beats the best so far; returns whether."""
-        value = results[self.key]
-        if self.best is not None and not (value > self.best or np.isnan(self.best)):
-            logging.info("%s = %.4f at step %d; the best is still %.4f", self.key, value,
-                         results["global_step"], self.best)
-            return False
-        variables = dict(self.runner.model_variables, global_step=self.runner.global_step)
-        prefix = checkpoints.CheckpointManager(self.directory, variables, max_to_keep=1).save(
-            results["global_step"])
-        training.write_results(os.path.join(self.directory, EVAL_RESULTS_FILE), results)
-        if self.labels is not None:
-            write_label_list(self.directory, self.labels)
-        if self.info is not None:
-            write_task_file(self.directory, self.info)
-        logging.info("New best %s = %.4f (was %s): %s", self.key, value, self.best, prefix)
-        self.best = value
-        return True
-
-
 def train_callbacks(eval_every_steps, output_dir, runner, evaluator, data, info=None):
-    """[the --eval_every_steps callback on the main dev set], or [] when it is off (0). `info`:
-    what task.json records, kept beside the best checkpoint too."""
+    """[the --eval_every_steps callback on the main dev set, keeping the best checkpoint by the
+    task's main metric], or [] when it is off (0). `info`: what task.json records, kept beside
+    the best checkpoint with its label list."""
     if not eval_every_steps:
         return []
-    best = BestCheckpoint(runner, os.path.join(output_dir, BEST_DIR), data.task.main_metric,
-                          data.task.labels, info)
-    return [eval_callback(evaluator, next(iter(data.dev)), best, eval_every_steps, output_dir)]
-
-
-def eval_callback(evaluator, split, best, every_steps, output_dir):
-    """The StepCallback of --eval_every_steps: evaluate, log to TensorBoard, keep the best."""
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
-
-    def fn(step):
-        results = evaluator(split)
-        with writer.as_default(step=step):
-            training.write_scalars({k: v for k, v in results.items() if k != "global_step"})
-        writer.flush()
-        best.update(results)
-    return training.StepCallback(every_steps, fn)
+    labels = data.task.labels
+    files = {} if labels is None else {LABEL_LIST_FILE: label_list_text(labels)}
+    if info is not None:
+        files[TASK_FILE] = task_file_text(info)
+    best = training.BestCheckpoint(runner, os.path.join(output_dir, BEST_DIR),
+                                   f"eval_{data.task.main_metric}", files)
+    split = next(iter(data.dev))
+    return [training.eval_callback(lambda: evaluator(split), best, eval_every_steps, output_dir)]
 
 
 # -- Training -------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def _missing(path, hint=""):
     return FileNotFoundError(errno.ENOENT, "No such file" + (f" ({hint})" if hint else ""), path)
 
 
-def _find_file(data_dir, candidates, hint=""):
+def find_file(data_dir, candidates, hint=""):
     """The first of `data_dir`/candidate that exists; FileNotFoundError naming them all if none."""
     paths = [os.path.normpath(os.path.join(data_dir, candidate)) for candidate in candidates]
     for path in paths:
@@ -135,7 +135,7 @@ def _decode(raw, path, line):
                         line) from None
 
 
-def _lines(path) -> Iterator[Tuple[int, str]]:
+def numbered_lines(path) -> Iterator[Tuple[int, str]]:
     """(1-based line number, text with its line ending) for each "\\n"-terminated line.
 
     Binary reading splits on "\\n" only, so a stray "\\r" inside a line cannot split it (text
@@ -153,7 +153,7 @@ def _lines(path) -> Iterator[Tuple[int, str]]:
 
 def read_tsv(path) -> Iterator[Tuple[int, List[str]]]:
     """(line number, fields) per non-blank line, split on tabs with no quote processing."""
-    for number, text in _lines(path):
+    for number, text in numbered_lines(path):
         text = text[:-1] if text.endswith("\n") else text
         text = text[:-1] if text.endswith("\r") else text
         if text:
@@ -162,7 +162,7 @@ def read_tsv(path) -> Iterator[Tuple[int, List[str]]]:
 
 def read_csv(path) -> Iterator[Tuple[int, List[str]]]:
     """(first line number, fields) per CSV record (RFC 4180 quoting; blank lines skipped)."""
-    lines = (text for _, text in _lines(path))
+    lines = (text for _, text in numbered_lines(path))
     reader = csv.reader(lines)
     start = 1
     while True:
@@ -186,7 +186,7 @@ def read_json_records(path) -> Iterator[Tuple[int, Union[dict, list]]]:
     if head.startswith(b"["):
         yield from _json_array(path)
         return
-    for number, text in _lines(path):
+    for number, text in numbered_lines(path):
         if not text.strip():
             continue
         try:
@@ -637,7 +637,7 @@ class GlueTask(Task):
         self.submission_range = spec.submission_range
 
     def _read(self, data_dir, split: _Split, set_name, is_test):
-        path = _find_file(data_dir, split.files, self.spec.hint)
+        path = find_file(data_dir, split.files, self.spec.hint)
         return self._read_tsv(path, split.columns, set_name, is_test, split.has_header,
                               split.width, split.skip_malformed)
 

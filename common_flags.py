@@ -257,7 +257,8 @@ def define_precision_flag():
 
 
 def define_runner_flags(save_checkpoints_steps=1000):
-    """Strategy, precision, checkpointing and loop flags of the shared runner."""
+    """Strategy, precision, checkpointing, loop and memory flags of the shared runner; the
+    scripts pass --precision and --gradient_checkpointing to the model they build."""
     define_strategy_flags()
     define_precision_flag()
     define_output_dir()
@@ -270,6 +271,11 @@ def define_runner_flags(save_checkpoints_steps=1000):
     DEFINE_integer("gradient_accumulation_steps", 1,
                    "Split each batch of --train_batch_size into this many micro-batches "
                    "and accumulate their gradients: the same update with less memory.")
+    DEFINE_bool("gradient_checkpointing", False,
+                "Recompute each Transformer layer's activations in the backward pass instead "
+                "of keeping them from the forward pass: far less activation memory (long "
+                "sequences, large models) for about one more forward pass per step; the same "
+                "gradients.")
     DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                 "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
 

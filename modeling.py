@@ -14,7 +14,8 @@ place in the code (class, and attribute of its parent):
   bert/pooler/dense/...                          Dense               BertModel.pooler
   cls/predictions/...                            MaskedLMHead        BertPretrainer.mlm
   cls/seq_relationship/...                       NextSentenceHead    BertPretrainer.nsp
-  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier
+  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier,
+                                                                     BertTokenClassifier.classifier
   cls/squad/...                                  SpanHead            BertQuestionAnswering.span
 
 Every variable is created with its full original name (`tf.Variable(name=...)`), and
@@ -293,14 +294,14 @@ class LayerNorm(tf.Module):
         return kernels.layer_norm(x, tf.convert_to_tensor(self.gamma),
                                   tf.convert_to_tensor(self.beta))
 
-    def add_and_norm(self, y, bias, residual, dropout_rate, training):
+    def add_and_norm(self, y, bias, residual, dropout_rate, training, key=None):
         """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm (bias None:
         y has its bias, with kernels.standard_ops only)."""
         bias = None if bias is None else tf.convert_to_tensor(bias)
         return kernels.dropout_add_layer_norm(y, bias, residual,
                                               tf.convert_to_tensor(self.gamma),
                                               tf.convert_to_tensor(self.beta),
-                                              dropout_rate if training else 0.0)
+                                              dropout_rate if training else 0.0, key)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -358,11 +359,12 @@ class SelfAttention(tf.Module):
         self.key = Dense(f"{scope}/key", h, h, r)
         self.value = Dense(f"{scope}/value", h, h, r)
 
-    def __call__(self, x, attention_bias, training):
+    def __call__(self, x, attention_bias, training, key=None):
+        """x [B, S, H], attention_bias [B, 1, 1, T] -> [B, S, H]; key: the attention dropout's."""
         q, k, v = self._heads(x)                                             # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
         probs = kernels.attention_probs(scores, attention_bias,
-                                        self.dropout_rate if training else 0.0)  # [B, N, F, T]
+                                        self.dropout_rate if training else 0.0, key)  # [B, N, F, T]
         context = tf.matmul(probs, v)                                        # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
@@ -404,19 +406,41 @@ class TransformerLayer(tf.Module):
         self.output = Dense(f"{scope}/output/dense", i, h, r)
         self.output_norm = LayerNorm(f"{scope}/output/LayerNorm", h)
 
-    def __call__(self, x, attention_bias, training):
-        a = self.attention(x, attention_bias, training)                     # [B, S, H]
-        x = self._output(self.attention_output, self.attention_norm, a, x, training)
-        return self._output(self.output, self.output_norm, self.intermediate(x), x,
-                            training)                                        # [B, S, I] -> [B, S, H]
+    def __call__(self, x, attention_bias, training, recompute=False):
+        """x [B, S, H] in the compute dtype, attention_bias float32 [B, 1, 1, T] -> [B, S, H].
 
-    def _output(self, dense, norm, y, residual, training):
+        recompute: keep only x (and the dropout keys) for the backward pass, which runs the layer
+        again to get its activations (`tf.recompute_grad`: the forward pass is not recorded on
+        the gradient tape; the backward pass records the second run and differentiates it). The
+        keys are drawn here, outside both runs, so that the second run drops exactly what the
+        first dropped and the gradients are those without recomputation.
+        """
+        keys = self.dropout_keys(training)
+
+        def forward(x):
+            return self._forward(x, attention_bias, training, keys)
+
+        return tf.recompute_grad(forward)(x) if recompute else forward(x)
+
+    def dropout_keys(self, training):
+        """Fresh keys of the layer's three dropout masks (attention probabilities, attention
+        output, output), in that order; None for a mask without dropout."""
+        rates = (self.attention.dropout_rate, self.dropout_rate, self.dropout_rate)
+        return [kernels.new_dropout_key() if training and rate else None for rate in rates]
+
+    def _forward(self, x, attention_bias, training, keys):
+        a = self.attention(x, attention_bias, training, keys[0])           # [B, S, H]
+        x = self._output(self.attention_output, self.attention_norm, a, x, training, keys[1])
+        return self._output(self.output, self.output_norm, self.intermediate(x), x, training,
+                            keys[2])                                         # [B, S, I] -> [B, S, H]
+
+    def _output(self, dense, norm, y, residual, training, key):
         """norm(dropout(dense(y)) + residual): the end of each half of the layer."""
         if kernels.standard_ops_enabled():
             # The bias in the product, where Grappler fuses it with the MatMul.
-            return norm.add_and_norm(dense(y), None, residual, self.dropout_rate, training)
+            return norm.add_and_norm(dense(y), None, residual, self.dropout_rate, training, key)
         return norm.add_and_norm(dense.product(y), dense.bias, residual, self.dropout_rate,
-                                 training)
+                                 training, key)
 
 
 class BertOutputs(NamedTuple):
@@ -451,12 +475,19 @@ class BertModel(tf.Module):
       compute_dtype: tf.float32 (default) or tf.bfloat16 for mixed precision.
       use_one_hot_embeddings: look embeddings up with a one-hot matmul (faster on TPU).
       check_ids: verify ids against vocab_size / type_vocab_size on every call.
+      gradient_checkpointing: recompute each Transformer layer's activations in the backward
+        pass instead of keeping them from the forward pass (TransformerLayer's `recompute`):
+        activation memory of about one layer plus the layers' inputs instead of all layers, for
+        about one more forward pass of the encoder per step, and the same gradients. The last
+        layer is not recomputed: its backward pass comes right after the heads', so keeping its
+        activations adds only the heads' (small) to the peak and saves its second run.
     """
 
     def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
-                 check_ids=True):
+                 check_ids=True, gradient_checkpointing=False):
         super().__init__(name=None)
         self.config = config
+        self.gradient_checkpointing = gradient_checkpointing
         self.compute_dtype = tf.as_dtype(compute_dtype)
         if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {compute_dtype}")
@@ -493,8 +524,9 @@ class BertModel(tf.Module):
         attention_bias = (1.0 - tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) \
             * MASK_BIAS
         all_layers = []
-        for layer in self.layers:
-            x = layer(x, attention_bias, training)
+        for i, layer in enumerate(self.layers):
+            recompute = self.gradient_checkpointing and i < len(self.layers) - 1
+            x = layer(x, attention_bias, training, recompute)
             all_layers.append(x)
         first_token = tf.cast(x[:, 0], tf.float32)                           # [B, H]
         pooled = tf.tanh(self.pooler(first_token))                           # [B, H]
@@ -576,14 +608,18 @@ class NextSentenceHead(_OutputLayer):
 
 
 class ClassifierHead(_OutputLayer):
-    """run_classifier's `output_weights` [L, H] / `output_bias` [L] over the dropped-out pooler."""
+    """`output_weights` [L, H] / `output_bias` [L] over the dropped-out pooled output
+    (run_classifier), or over each token of the dropped-out sequence output (run_ner: the
+    original's classifier names, which HF's BertForTokenClassification `classifier.*` convert
+    to as well)."""
 
     def __init__(self, config, num_labels, dropout_rate=0.1):
         super().__init__("", num_labels, config)
         self.dropout_rate = dropout_rate
 
-    def __call__(self, pooled_output, training=False):
-        return self.logits(kernels.dropout(pooled_output, self.dropout_rate, training))  # [B, L]
+    def __call__(self, x, training=False):
+        """x [B, H] -> [B, L], or x [B, S, H] -> [B, S, L]; float32."""
+        return self.logits(kernels.dropout(x, self.dropout_rate, training))
 
 
 class SpanHead(_OutputLayer):
@@ -620,6 +656,17 @@ def classification_loss(logits, labels):
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
     return tf.reduce_mean(per_example), per_example
+
+
+def token_classification_loss(logits, labels, label_weights):
+    """Softmax cross entropy per token, averaged over the scored tokens (label_weights 1; 0 for
+    a word's later pieces, [CLS], [SEP] and padding). logits [B, S, L], labels int [B, S],
+    label_weights [B, S]. Returns (loss, per_token [B, S], zero where not scored); 0 when no
+    token is scored."""
+    weights = tf.cast(label_weights, tf.float32)
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)) * weights
+    return tf.math.divide_no_nan(tf.reduce_sum(per_token), tf.reduce_sum(weights)), per_token
 
 
 def regression_loss(predictions, labels):
@@ -672,9 +719,11 @@ def soft_multi_label_loss(logits, teacher_logits, temperature=1.0):
 class BertPretrainer(tf.Module):
     """`bert/...` plus `cls/predictions/...` and `cls/seq_relationship/...`: the original graph."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.mlm = MaskedLMHead(config, self.bert.embedding_table)
         self.nsp = NextSentenceHead(config)
 
@@ -696,9 +745,10 @@ class BertClassifier(tf.Module):
     """
 
     def __init__(self, config, num_labels, compute_dtype=tf.float32,
-                 use_one_hot_embeddings=False):
+                 use_one_hot_embeddings=False, gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.classifier = ClassifierHead(config, num_labels, dropout_rate=0.1)
 
     def __call__(self, features, training=False):
@@ -708,13 +758,27 @@ class BertClassifier(tf.Module):
         return self.classifier(out.pooled_output, training)
 
 
+class BertTokenClassifier(BertClassifier):
+    """BertClassifier's variables (`bert/...`, `output_weights` [L, H] / `output_bias` [L])
+    applied to every token instead of the pooled output: a tagger (named entities, chunks, parts
+    of speech). L is the number of tags; dropout 0.1 on the sequence output in training."""
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids int [B, S] -> logits [B, S, L] float32."""
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return self.classifier(out.sequence_output, training)
+
+
 class BertQuestionAnswering(tf.Module):
     """`bert/...` plus `cls/squad/output_weights` [2, H] / `cls/squad/output_bias` [2]: the
     original run_squad model (no dropout on the sequence output before the span head)."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.span = SpanHead(config)
 
     def __call__(self, features, training=False):

@@ -144,7 +144,8 @@ def main(argv):
     def make_runner(num_labels):
         return training.Runner(
             common_flags.strategy_from_flags(f),
-            lambda: modeling.BertClassifier(bert_config, num_labels, compute_dtype, f.use_tpu),
+            lambda: modeling.BertClassifier(bert_config, num_labels, compute_dtype, f.use_tpu,
+                                            gradient_checkpointing=f.gradient_checkpointing),
             f.output_dir)
 
     classification.run(

@@ -137,7 +137,8 @@ def main(argv):
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertPretrainer(config, compute_dtype, use_one_hot_embeddings=f.use_tpu),
+        lambda: modeling.BertPretrainer(config, compute_dtype, use_one_hot_embeddings=f.use_tpu,
+                                        gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     if f.do_train:
         logging.info("***** Running training *****  batch size %d, %d steps", f.train_batch_size,

@@ -273,7 +273,8 @@ def main(argv):
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu),
+        lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu,
+                                               gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     if f.do_train:
         train(runner, fine_tuning, train_examples, f.train_file, settings, f.output_dir)

@@ -37,6 +37,8 @@ for _path in (_ROOT, _HERE, os.path.join(_ROOT, "tests")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from _machine import print_cpu  # noqa: E402
+
 # Modules whose docstrings make up the corpus, in this order.
 CORPUS_MODULES = (
     "builtins", "os", "collections", "re", "json", "argparse", "typing",
@@ -230,6 +232,7 @@ def main():
                         help="time against tokenization.py of this git revision instead")
     parser.add_argument("--rounds", type=int, default=21, help="A/B rounds (with --compare_to)")
     args = parser.parse_args()
+    print_cpu()
     vocab_file = real_vocab_file()
     lines = build_corpus()
     size = sum(len(line.encode("utf-8")) for line in lines)

@@ -1,4 +1,5 @@
 """Shared pytest set-up: make the top-level modules importable and keep TensorFlow quiet."""
+import logging
 import os
 import sys
 
@@ -7,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 # Two logical CPU devices, so tests can run MirroredStrategy with two replicas on one CPU. This must
@@ -16,21 +18,27 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 
+@pytest.fixture(autouse=True)
+def _absl_logger_level_unset():
+    """Each test starts with the "absl" logger at NOTSET, as in a fresh process. absl.app sets it from
+    --verbosity (WARNING by default) when a test runs a command line in this process; left so, it hides
+    INFO records from the next tests' caplog, and those tests passed or failed by suite order."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.NOTSET)
+    yield
+    absl_logger.setLevel(level)
+
+
 # The real MiniLM weights (tests/real_model.py) in the original checkpoint layout and as a TF Hub
 # encoder, made once per test session for the test modules that use them.
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def minilm_checkpoint(tmp_path_factory):
-    """{"bert_config.json", "vocab.txt", "bert_model.ckpt": path} of the converted MiniLM."""
-    import convert_hf_checkpoint  # pylint: disable=import-outside-toplevel
-    from real_model import real_model_dir  # pylint: disable=import-outside-toplevel
-    root = tmp_path_factory.mktemp("minilm_bert")
-    convert_hf_checkpoint.convert_hf_to_bert(str(root), hf_model_dir=real_model_dir())
-    return {name: str(root / name) for name in ("bert_config.json", "vocab.txt",
-                                                "bert_model.ckpt")}
+    """real_model.converted_minilm: {root, vocab_file, bert_config_file, init_checkpoint}."""
+    from real_model import converted_minilm  # pylint: disable=import-outside-toplevel
+    return converted_minilm(tmp_path_factory.mktemp("minilm_bert"))
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +49,6 @@ def minilm_encoder(minilm_checkpoint, tmp_path_factory):
     files = minilm_checkpoint
     export_dir = tmp_path_factory.mktemp("minilm_encoder") / "encoder"
     saved_models.export_encoder(str(export_dir),
-                                modeling.BertConfig.from_json_file(files["bert_config.json"]),
-                                files["bert_model.ckpt"], files["vocab.txt"], do_lower_case=True)
+                                modeling.BertConfig.from_json_file(files["bert_config_file"]),
+                                files["init_checkpoint"], files["vocab_file"], do_lower_case=True)
     return export_dir

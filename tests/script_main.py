@@ -3,10 +3,12 @@ reads the results files scripts write."""
 import contextlib
 import os
 
+import pytest
 from absl import flags
 from absl.testing import flagsaver
 
 import common_flags
+import training
 
 
 @contextlib.contextmanager
@@ -26,6 +28,21 @@ def run_script_main(module, **flag_values):
     with _parsed(module, flag_values) as argv:
         common_flags.apply_script_flags(module.__name__)
         return module.main(argv)
+
+
+def built_model(module, **flag_values):
+    """The model module.main() builds for training.Runner with these flags; main() stops there
+    (a cheap check of what a script passes its model)."""
+    class Built(Exception):
+        pass
+
+    def build_and_stop(self, strategy, build_fn, output_dir):
+        raise Built(build_fn())
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Built) as stopped:
+        patch.setattr(training.Runner, "__init__", build_and_stop)
+        run_script_main(module, **flag_values)
+    return stopped.value.args[0]
 
 
 def run_script_command(module, **flag_values):

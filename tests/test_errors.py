@@ -26,6 +26,7 @@ import create_vocab
 import errors
 import file_io
 import run_classifier
+import run_ner
 import run_pretraining
 import run_squad
 import soft_labels
@@ -35,7 +36,7 @@ from script_main import error_line, run_script_command
 from test_modeling import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py",
+SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py",
            "create_pretraining_data.py", "create_vocab.py", "extract_features.py",
            "convert_hf_checkpoint.py", "demo.py", "export_saved_model.py",
            "run_classifier_with_tfhub.py")
@@ -267,6 +268,19 @@ def test_an_input_glob_matching_nothing_names_the_flag_and_the_pattern(model, tm
     assert line == f"ERROR: --input_file: {pattern!r} matches no file"
 
 
+@pytest.mark.parametrize("dev, expected", [
+    ("the O\ncat B-ANIMAL\n", "{dev}:2: tag 'B-ANIMAL' is not in the tag set of the model (O)"),
+    ("", "{dev}: no sentences (the file is empty)"),
+])
+def test_a_tagging_file_with_a_foreign_tag_or_nothing_in_it_is_named(model, tmp_path, capsys,
+                                                                     dev, expected):
+    write_text(tmp_path / "train.txt", "the O\ncat O\n")
+    path = write_text(tmp_path / "dev.txt", dev)
+    line = command_error(capsys, run_ner, do_train="true", do_eval="true", data_dir=tmp_path,
+                         max_seq_length=32, **model_flags(model, tmp_path / "out"))
+    assert line == "ERROR: " + expected.format(dev=path)
+
+
 # -- The real command lines: one bad input per script ---------------------------------------------
 
 def corpus_text(num_documents):
@@ -279,6 +293,9 @@ def bad_inputs(model, tmp_path):
     """{script: (flags, what the ERROR line must contain)}: inputs that fail before any model
     is built."""
     mrpc = write_mrpc(tmp_path / "mrpc", [GOOD_MRPC_ROW, "0\t3\n"])
+    conll = tmp_path / "conll"
+    conll.mkdir()
+    write_text(conll / "train.txt", "-DOCSTART- -X- -X- O\n\nthe DT B-NP O\ncat NN I-NP\n")
     good = write_text(tmp_path / "good.txt", corpus_text(300))   # ~15 KB: several blocks
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"the cat sat .\n\nthe \xff dog ran .\n")
@@ -298,6 +315,10 @@ def bad_inputs(model, tmp_path):
                                    output_dir=tmp_path / "classifier", max_seq_length=32,
                                    **model_files),
                               [os.path.join(mrpc, "train.tsv") + ":3: 2 columns"]),
+        "run_ner.py": (dict(do_train="true", data_dir=conll, output_dir=tmp_path / "ner",
+                            max_seq_length=32, **model_files),
+                       [os.path.join(conll, "train.txt") + ":4: 3 columns, expected 4 (as on "
+                        "line 3)"]),
         "run_squad.py": (dict(do_predict="true", predict_file=missing_dev, max_seq_length=64,
                               max_query_length=16, output_dir=tmp_path / "squad", **model_files),
                          [f"No such file or directory: {missing_dev}"]),

@@ -17,11 +17,11 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
-import convert_hf_checkpoint
 import extract_features as ef
 import modeling
 import tokenization
-from real_model import real_model_dir
+import training
+from real_model import converted_minilm, real_model_dir
 from script_main import error_line, run_script_command, run_script_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -508,7 +508,7 @@ def test_mirrored_strategy_gives_the_same_features(tiny, tmp_path):
     source = write_input(tmp_path / "input.txt", LINES)
     extract(tiny, source, str(tmp_path / "one.npz"), layers="-1,0", batch_size=3,
             output_format="npz")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     extract(tiny, source, str(tmp_path / "two.npz"), layers="-1,0", batch_size=3,
             output_format="npz", strategy=strategy)   # 3 rows -> 4, two per replica
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
@@ -573,11 +573,7 @@ REAL_LINES = [
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("minilm_bert"))
-    convert_hf_checkpoint.convert_hf_to_bert(out, hf_model_dir=real_model_dir())
-    return dict(root=out, vocab_file=os.path.join(out, "vocab.txt"),
-                bert_config_file=os.path.join(out, "bert_config.json"),
-                init_checkpoint=os.path.join(out, "bert_model.ckpt"))
+    return converted_minilm(tmp_path_factory.mktemp("minilm_bert"))
 
 
 def test_real_minilm_matches_transformers(minilm, tmp_path):

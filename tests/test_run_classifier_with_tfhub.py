@@ -198,8 +198,8 @@ def test_minilm_from_its_tf_hub_export_learns_as_from_its_checkpoint(minilm_chec
                     max_seq_length=32, train_batch_size=32, learning_rate=1e-4,
                     num_train_epochs=1.0)
     run_script_main(run_classifier, output_dir=tmp_path / "checkpoint",
-                    vocab_file=bert["vocab.txt"], bert_config_file=bert["bert_config.json"],
-                    init_checkpoint=bert["bert_model.ckpt"], **settings)
+                    vocab_file=bert["vocab_file"], bert_config_file=bert["bert_config_file"],
+                    init_checkpoint=bert["init_checkpoint"], **settings)
     run_hub(bert_hub_module_handle=minilm_encoder, output_dir=tmp_path / "hub", **settings)
     accuracy = {name: read_results(tmp_path / name / "eval_results.txt")["eval_accuracy"]
                 for name in ("checkpoint", "hub")}

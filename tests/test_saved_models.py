@@ -418,8 +418,8 @@ def test_minilm_encoder_equals_extract_features_and_transformers(minilm_checkpoi
     files, export_dir = minilm_checkpoint, minilm_encoder
     source = tmp_path / "input.txt"
     source.write_text("".join(line + "\n" for line in REAL_LINES), encoding="utf-8")
-    extract_features.run(str(source), str(tmp_path / "tokens.npz"), files["bert_config.json"],
-                         files["bert_model.ckpt"], files["vocab.txt"], layers="-1",
+    extract_features.run(str(source), str(tmp_path / "tokens.npz"), files["bert_config_file"],
+                         files["init_checkpoint"], files["vocab_file"], layers="-1",
                          output_format="npz", progress=False)
     tokens = np.load(tmp_path / "tokens.npz")
     offsets, n = tokens["offsets"], len(REAL_LINES)

@@ -32,7 +32,8 @@ as the module does: for an encoder exported by this project they are the origina
 with export_saved_model.py --export_type=classifier). --init_checkpoint, if given, initialises
 variables of the same names (for example from another run of this script); the module's own
 weights are the starting point otherwise. The module computes in the precision it was saved
-with: --precision=bfloat16 is an error.
+with: --precision=bfloat16 is an error, and so is --gradient_checkpointing (the module's graph is
+fixed).
 """
 
 import tensorflow as tf
@@ -85,6 +86,9 @@ def main(argv):
     if f.precision != "float32":
         raise InputError(f"--precision={f.precision}: a TF Hub module computes in the precision "
                          "it was saved with")
+    if f.gradient_checkpointing:
+        raise InputError("--gradient_checkpointing: a TF Hub module's layers are one saved graph, "
+                         "which cannot recompute them layer by layer")
     strategy = common_flags.strategy_from_flags(f)
     with strategy.scope():
         encoder = hub_encoders.load_encoder(f.bert_hub_module_handle)

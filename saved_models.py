@@ -5,17 +5,20 @@ export_saved_model.py is the command line; everything it does is here.
 Both kinds are traced with kernels.standard_ops(): the graphs hold standard TensorFlow ops only (no
 XLA, no custom gradients, no py_function), so TF Serving, `tf.saved_model.load` in a process that
 never saw this project, and TensorFlow's converters take them; on CPU, Grappler rewrites their
-MatMul + BiasAdd (+ GELU) into oneDNN kernels. Variables are float32 and keep their checkpoint
-names (`bert/encoder/layer_0/attention/self/query/kernel`, `output_weights`, ...). A SavedModel is
-written under a temporary name beside --export_dir and renamed when complete; an existing
---export_dir is an error (nothing is overwritten).
+MatMul + BiasAdd (+ GELU) into oneDNN kernels. The one op from outside core TensorFlow is
+tensorflow-text's WordPiece (FastWordpieceTokenizeWithOffsets), in the classifier's raw-text
+signature and the preprocessor (tf_tokenization.py): a program loading those runs
+`import tensorflow_text` first, which registers it. Variables are float32 and keep their
+checkpoint names (`bert/encoder/layer_0/attention/self/query/kernel`, `output_weights`, ...). A
+SavedModel is written under a temporary name beside --export_dir and renamed when complete
+(file_io.atomic_directory); an existing --export_dir is an error (nothing is overwritten).
 
 Classifier (export_classifier), from a run_classifier.py checkpoint and the task it recorded
 (task.json, label_list.txt: read_classifier_task). Signatures, B = batch, S = sequence length:
   serving_default   text_a: string [B] (and text_b: string [B] when the task takes text pairs; an
-                    empty text_b makes that row a single text) -> the outputs below. Needs the
-                    in-graph tokenizer (tf_tokenization.Preprocessor); without it serving_default
-                    is serve_features.
+                    empty text_b makes that row a single text) -> the outputs below, tokenized
+                    in the graph by tf_tokenization.Preprocessor (tokenization.py's ids and
+                    truncation, the run's casing and --max_seq_length).
   serve_features    input_word_ids, input_mask, input_type_ids: int32 [B, S] -> the same outputs.
 Outputs by the task's kind (L = number of classes):
   classification    probabilities float32 [B, L] (softmax), logits [B, L], label string [B]: the
@@ -51,10 +54,7 @@ sequence of masks, as a seeded training run would.
 """
 
 import dataclasses
-import importlib.util
 import os
-import shutil
-import tempfile
 from typing import List, Optional
 
 import tensorflow as tf
@@ -90,46 +90,10 @@ def check_export_dir(export_dir):
                          "never overwrites)")
 
 
-def write_atomically(export_dir, write):
-    """Calls write(directory) on a temporary directory, then moves it to `export_dir`.
-
-    Local: a hidden sibling renamed in one step. Remote (gs://...): written locally, then copied
-    file by file (object stores have no directory rename); a failed copy is removed.
-    """
-    check_export_dir(export_dir)
-    if file_io.is_remote(export_dir):
-        with tempfile.TemporaryDirectory(prefix="export-") as local:
-            write(os.path.join(local, "model"))
-            _copy_tree(os.path.join(local, "model"), export_dir)
-        return export_dir
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
-    try:
-        write(os.path.join(temporary, "model"))
-        os.rename(os.path.join(temporary, "model"), export_dir)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    return export_dir
-
-
-def _copy_tree(source, destination):
-    try:
-        for directory, _, names in tf.io.gfile.walk(source):
-            target = os.path.join(destination, os.path.relpath(directory, source))
-            tf.io.gfile.makedirs(target)
-            for name in names:
-                tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name))
-    except BaseException:
-        if tf.io.gfile.exists(destination):
-            tf.io.gfile.rmtree(destination)
-        raise
-
-
 def save(root, export_dir, signatures):
-    """tf.saved_model.save(root) to `export_dir` through write_atomically."""
-    write_atomically(export_dir, lambda directory: tf.saved_model.save(
-        root, directory, signatures=signatures))
+    """tf.saved_model.save(root) to `export_dir`, which appears whole or not at all."""
+    with file_io.atomic_directory(export_dir) as directory:
+        tf.saved_model.save(root, directory, signatures=signatures)
     logging.info("Wrote the SavedModel %s (signatures: %s)", export_dir, ", ".join(signatures))
     return export_dir
 
@@ -154,12 +118,6 @@ def checkpoint_shapes(init_checkpoint):
     if not init_checkpoint:
         raise checkpoints.CheckpointError("--init_checkpoint is required")
     return dict(checkpoints.list_variables(init_checkpoint))
-
-
-def checkpoint_directory(init_checkpoint):
-    """The directory of a checkpoint given as a prefix or as a directory."""
-    return init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
-        else os.path.dirname(init_checkpoint)
 
 
 # -- The encoder in TF Hub's format ----------------------------------------------------------------
@@ -356,12 +314,13 @@ def text_features(preprocessor, text_a, text_b, seq_length):
     return {name: tf.where(has_b, pair[name], single[name]) for name in ENCODER_INPUTS}
 
 
-def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_length,
-                      preprocessor=None):
-    """The exported classifier (see the module docstring) of BertClassifier `classifier`, with
-    the raw-text serving_default when a `preprocessor` is given. Returns (object, signatures)."""
+def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_length, preprocessor):
+    """The exported classifier (see the module docstring) of BertClassifier `classifier`, its
+    raw-text serving_default tokenized by `preprocessor` (a tf_tokenization.Preprocessor).
+    Returns (object, signatures)."""
     root = tf.train.Checkpoint()
     root.model = classifier
+    root.preprocessor = preprocessor
     root.vocab_file = tf.saved_model.Asset(vocab_file)
     root.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
     root.labels = tf.Variable(task.labels or [], dtype=tf.string, trainable=False, name="labels")
@@ -377,14 +336,6 @@ def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_lengt
     serve_features = tf.function(lambda input_word_ids, input_mask, input_type_ids: outputs(
         dict(input_word_ids=input_word_ids, input_mask=input_mask, input_type_ids=input_type_ids)),
         input_signature=list(encoder_input_specs().values()))
-    with kernels.standard_ops():
-        signatures = {"serve_features": serve_features.get_concrete_function()}
-    if preprocessor is None:
-        logging.warning("No in-graph tokenizer (tf_tokenization): serving_default takes the "
-                        "integer features, as serve_features")
-        signatures["serving_default"] = signatures["serve_features"]
-        return root, signatures
-    root.preprocessor = preprocessor
     texts = [tf.TensorSpec([None], tf.string, name="text_a")]
     if task.text_pairs:
         texts.append(tf.TensorSpec([None], tf.string, name="text_b"))
@@ -394,17 +345,22 @@ def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_lengt
         return outputs(text_features(preprocessor, text_a, text_b, max_seq_length))
 
     with kernels.standard_ops():
-        signatures["serving_default"] = serve_text.get_concrete_function()
-    return root, signatures
+        return root, {"serving_default": serve_text.get_concrete_function(),
+                      "serve_features": serve_features.get_concrete_function()}
 
 
-def text_preprocessor(vocab_file, do_lower_case, seq_length):
-    """tf_tokenization.Preprocessor: in-graph tokenization identical to tokenization.py; None
-    while that module is not there (then the classifier takes integer features only)."""
-    if importlib.util.find_spec("tf_tokenization") is None:
-        return None
-    import tf_tokenization  # pylint: disable=import-outside-toplevel
-    return tf_tokenization.Preprocessor(vocab_file, do_lower_case, seq_length=seq_length)
+def _tf_tokenization():
+    """The tf_tokenization module; an InputError saying what to install when tensorflow-text,
+    which it needs, is missing (the rest of the project runs without it)."""
+    try:
+        import tf_tokenization  # pylint: disable=import-outside-toplevel
+    except ModuleNotFoundError as e:
+        if e.name != "tensorflow_text":
+            raise
+        raise InputError("exporting a classifier or a preprocessor needs tensorflow-text, the "
+                         "in-graph tokenizer's WordPiece: pip install -r "
+                         "requirements-export.txt") from None
+    return tf_tokenization
 
 
 def _settle_tokenization(task, do_lower_case, max_seq_length, source, default_length):
@@ -424,20 +380,19 @@ def _settle_tokenization(task, do_lower_case, max_seq_length, source, default_le
 
 
 def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_case=None,
-                      max_seq_length=None, make_preprocessor=text_preprocessor):
+                      max_seq_length=None):
     """Writes the serving SavedModel of a run_classifier.py classifier: `init_checkpoint` is its
     --output_dir (newest checkpoint), best/, or a checkpoint prefix there; the task comes from
     the files beside it (read_classifier_task). do_lower_case / max_seq_length None: as
-    recorded (_settle_tokenization). make_preprocessor(vocab_file, do_lower_case, seq_length)
-    -> an object with tf_tokenization.Preprocessor's tokenize and bert_pack_inputs (the raw-text
-    signature's tokenizer), or None (integer features only); so is make_preprocessor=None."""
+    recorded (_settle_tokenization)."""
     check_export_dir(export_dir)
+    tf_tokenization = _tf_tokenization()
     shapes = checkpoint_shapes(init_checkpoint)
     if "output_weights" not in shapes:
         raise InputError(f"{checkpoints.resolve(init_checkpoint)} is not a classifier (no "
                          "output_weights): export a run_classifier.py checkpoint, or use "
                          "--export_type=encoder")
-    directory = checkpoint_directory(init_checkpoint)
+    directory = checkpoints.directory_of(init_checkpoint)
     task = read_classifier_task(directory, shapes["output_weights"][0])
     do_lower_case, max_seq_length = _settle_tokenization(
         task, do_lower_case, max_seq_length, directory, min(128, config.max_position_embeddings))
@@ -446,19 +401,18 @@ def export_classifier(export_dir, config, init_checkpoint, vocab_file, do_lower_
                          f"({config.max_position_embeddings}) of the BERT config")
     classifier = modeling.BertClassifier(config, task.num_outputs)
     restore_all(checkpoints.named_variables(classifier), init_checkpoint, "the classifier")
-    preprocessor = make_preprocessor and make_preprocessor(vocab_file, do_lower_case,
-                                                           max_seq_length)
+    preprocessor = tf_tokenization.Preprocessor(vocab_file, do_lower_case,
+                                                seq_length=max_seq_length)
     root, signatures = classifier_object(classifier, task, vocab_file, do_lower_case,
                                          max_seq_length, preprocessor)
     return save(root, export_dir, signatures)
 
 
 def export_preprocessor(export_dir, vocab_file, do_lower_case, max_seq_length):
-    """tf_tokenization.save_preprocessor through write_atomically (the TF Hub preprocessor)."""
+    """tf_tokenization.save_preprocessor: TF Hub's preprocessor for the vocabulary, written
+    whole or not at all."""
     check_export_dir(export_dir)
-    if importlib.util.find_spec("tf_tokenization") is None:
-        raise InputError("--export_type=preprocessor needs tf_tokenization.py, the in-graph "
-                         "tokenizer")
-    import tf_tokenization  # pylint: disable=import-outside-toplevel
-    return write_atomically(export_dir, lambda directory: tf_tokenization.save_preprocessor(
-        vocab_file, do_lower_case, directory, seq_length=max_seq_length))
+    _tf_tokenization().save_preprocessor(vocab_file, do_lower_case, export_dir,
+                                         seq_length=max_seq_length)
+    logging.info("Wrote the preprocessor %s", export_dir)
+    return export_dir

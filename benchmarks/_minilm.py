@@ -1,5 +1,5 @@
-"""What the inference benchmarks share: real English sentences, the MiniLM weights in the original
-checkpoint layout, and worker processes started apart from the parent."""
+"""What the inference benchmarks share: real English sentences and the MiniLM weights in the
+original checkpoint layout (the worker processes are benchmarks/_side_by_side.py's)."""
 import os
 import re
 import subprocess
@@ -38,32 +38,3 @@ def convert_model(work_dir):
                         f"--hf_model_dir={real_model_dir()}", f"--output_dir={out}"],
                        check=True, capture_output=True)
     return out
-
-
-def start_worker(context, target, args, malloc_heap):
-    """A daemon process (of a spawn `context`) running target(*args, connection); returns
-    (process, the parent's end of the pipe). `malloc_heap`: glibc keeps freed memory in its heap
-    (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_, read when the process starts), which
-    steadies torch's speed most (see benchmarks/train_throughput.py)."""
-    parent_end, child_end = context.Pipe()
-    process = context.Process(target=target, args=tuple(args) + (child_end,), daemon=True)
-    saved = dict(os.environ)
-    if malloc_heap:
-        os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
-    try:
-        process.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return process, parent_end
-
-
-def stop_workers(workers):
-    """Sends ("close",) to each of {name: (process, connection)} and waits for it to end."""
-    for process, connection in workers.values():
-        try:
-            connection.send(("close",))
-            connection.recv()
-        except (OSError, EOFError):
-            pass
-        process.join(timeout=30)

@@ -19,10 +19,9 @@ order. Both sides' class probabilities are compared at the end.
 What is timed (wall clock, each side in a worker process of its own, runs alternating):
   text      raw text in, probabilities out. Throughput: every sentence in batches of
             --batch_size (32) in input order, sentences/s. Latency: one sentence per call,
-            median (and 90th percentile) over --latency_sentences. Ours:
+            median over --latency_sentences. Ours:
             tf.saved_model.load(...).signatures["serving_default"](text_a=...), the tokenizer in
-            the graph (tf_tokenization; without it the export has no raw-text signature and this
-            row is skipped). Peer: pipeline("text-classification", top_k=None) on the list of
+            the graph (tf_tokenization). Peer: pipeline("text-classification", top_k=None) on the list of
             sentences with batch_size=32 (its fast Rust tokenizer, padding to each batch's
             longest, softmax, Python results).
   features  the same, with the integer features prepared beforehand (tokenization.py's ids,
@@ -41,13 +40,14 @@ longest row (saved_models.logits_by_length), where the pipeline pads the whole b
 longest: on these sentences (6 to 60 words, in input order) about half of a padded batch is
 padding, so that is where most of ours' throughput comes from; at batch 1 there is no padding.
 
-Ours never imports the project: its worker only loads the SavedModel (the forward worker does).
-The parent prepares everything once (in a spawned process) and then only sends commands and
-collects timings; runs alternate between the sides so that drifts in machine speed hit both, and
-the parent measures from /proc/stat how much CPU other processes took during each run: runs where
-that exceeded 10% are flagged (busy machine), and the table says how many were quiet. The CPU's
-vector extensions (AVX-512, AMX, ...) and the thread settings are printed, since oneDNN's and
-torch's kernels depend on them.
+Ours never imports the project: its worker imports tensorflow_text (which registers the WordPiece
+op) and loads the SavedModel (the forward worker does import it). The parent prepares everything
+once (in a spawned process) and then only sends commands and collects timings; each side runs in
+a worker process of its own (benchmarks/_side_by_side.py); runs alternate between the sides so
+that drifts in machine speed hit both, and the parent measures from /proc/stat how much CPU other
+processes took during each run: runs where that exceeded 10% are flagged (busy machine), and the
+table says how many were quiet. The CPU and its instruction-set flags come first, and the thread
+settings are printed, since oneDNN's and torch's kernels depend on them.
 """
 
 import multiprocessing
@@ -69,8 +69,9 @@ for _path in (REPO, HERE, os.path.join(REPO, "tests")):
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from _machine import busy_cpu_seconds  # noqa: E402
-from _minilm import build_sentences, convert_model, start_worker, stop_workers  # noqa: E402
+import _side_by_side  # noqa: E402
+from _machine import QUIET, busy_note, print_cpu, process_cpu_seconds  # noqa: E402
+from _minilm import build_sentences, convert_model  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 1000, "Sentences per throughput run.")
@@ -80,7 +81,8 @@ flags.DEFINE_integer("repeats", 3, "Timed runs per side and measurement; the tab
 flags.DEFINE_integer("batch_size", 32, "Sentences per batch for throughput, both sides.")
 flags.DEFINE_list("modes", ["text", "features", "forward"], "What to measure (see the docstring).")
 flags.DEFINE_enum("malloc", "heap", ["heap", "default"],
-                  "heap: the workers keep freed memory in glibc's heap (benchmarks/_minilm.py); "
+                  "heap: the workers keep freed memory in glibc's heap "
+                  "(benchmarks/_side_by_side.py); "
                   "default: glibc's defaults.")
 flags.DEFINE_integer("threads", 0, "Threads per side (TensorFlow's intra-op and torch's); 0: "
                      "each library's default. 1 makes a busy machine's figures steadier: a "
@@ -91,19 +93,16 @@ flags.DEFINE_string("work_dir", None, "Where to put the converted model, the exp
 
 MAX_SEQ_LENGTH = 128
 TARGET = 1.5
-QUIET = 0.10   # a run is "quiet" when other processes used at most this share of the CPUs
 LABELS = ["negative", "positive"]
-INTERESTING_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
-                         "amx_bf16", "amx_int8")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Preparation (in a spawned process: the parent never imports TensorFlow)
 
 
-def prepare(work_dir, sentences, connection):
+def prepare(work_dir, sentences):
     """The converted MiniLM, a classifier checkpoint with a seeded random head, its export, and
-    the sentences' features; sends whether the export takes raw text."""
+    the sentences' features."""
     import tensorflow as tf
     import checkpoints
     import classification
@@ -138,9 +137,6 @@ def prepare(work_dir, sentences, connection):
     lengths = np.array([len(e.tokens) for e in ids])
     np.savez(os.path.join(work_dir, "features.npz"), lengths=lengths,
              ids=np.concatenate([e.input_ids[:n] for e, n in zip(ids, lengths)]))
-    loaded = tf.saved_model.load(export_dir)
-    inputs = loaded.signatures["serving_default"].structured_input_signature[1]
-    connection.send("text_a" in inputs)
 
 
 def batches(work_dir, order, batch_size):
@@ -166,8 +162,10 @@ def batches(work_dir, order, batch_size):
 class Ours:
     """The exported SavedModel, loaded as any TensorFlow program would (no project import)."""
 
-    def __init__(self, work_dir, sentences):
+    def __init__(self, dtype, work_dir, sentences):
+        del dtype   # float32
         import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the WordPiece op of the graph)
         self.tf = tf
         self.model = tf.saved_model.load(os.path.join(work_dir, "export"))
         self.signatures = {"text": self.model.signatures["serving_default"],
@@ -206,7 +204,8 @@ class Ours:
 class Peer(Ours):
     """transformers on torch: the text-classification pipeline, and the model on features."""
 
-    def __init__(self, work_dir, sentences):  # pylint: disable=super-init-not-called
+    def __init__(self, dtype, work_dir, sentences):  # pylint: disable=super-init-not-called
+        del dtype   # float32
         import torch
         import transformers
         from real_model import real_model_dir
@@ -257,7 +256,8 @@ class Forward(Ours):
     """The encoder's forward pass on one BertModel, traced as standard ops and as the fused
     kernels without XLA; batches sorted by length (extract_features.py's)."""
 
-    def __init__(self, work_dir, sentences):  # pylint: disable=super-init-not-called
+    def __init__(self, dtype, work_dir, sentences):  # pylint: disable=super-init-not-called
+        del dtype   # float32
         import tensorflow as tf
         import checkpoints
         import kernels
@@ -287,7 +287,6 @@ class Forward(Ours):
         return self.functions[variant](*(self.tf.constant(v) for v in item))[:, 0].numpy()
 
 
-SIDES = {"ours": Ours, "peer": Peer, "forward": Forward}
 # (worker, variant) pairs compared in each mode: the first is "ours" in the table.
 MODES = {"text": (("ours", "text"), ("peer", "text")),
          "features": (("ours", "features"), ("peer", "features")),
@@ -307,9 +306,7 @@ def set_threads(kind, threads):
 
 
 def measure(side, variant, what):
-    """throughput: sentences/s over all sentences; latency: [ms per call]; probabilities."""
-    if what == "probabilities":
-        return side.run_all(variant)
+    """throughput: sentences/s over all sentences; latency: [ms per call]."""
     if what == "throughput":
         start = time.perf_counter()
         count = len(side.run_all(variant))
@@ -322,45 +319,38 @@ def measure(side, variant, what):
     return times
 
 
-def worker(kind, argv, work_dir, sentences, connection):
-    """Serves ("run", variant, what) -> (result, seconds, own CPU seconds) and ("close",)."""
-    FLAGS(argv)
-    logging.set_verbosity(logging.ERROR)
-    if FLAGS.threads:
-        set_threads(kind, FLAGS.threads)
-    side = SIDES[kind](work_dir, sentences)
-    connection.send(side.describe())
-    while True:
-        command = connection.recv()
-        if command[0] == "close":
-            connection.send(None)
-            return
-        t0, c0 = time.perf_counter(), os.times()
-        result = measure(side, command[1], command[2])
-        c1 = os.times()
-        connection.send((result, time.perf_counter() - t0,
-                         (c1.user - c0.user) + (c1.system - c0.system)))
+class Side(_side_by_side.Side):
+    """One worker's bench (Ours, Peer or Forward: the worker's `framework`), float32; serves
+    "describe", "run" and "probabilities"."""
+    classes = {"ours": Ours, "peer": Peer, "forward": Forward}
+
+    def __init__(self, framework, work_dir, sentences):
+        super().__init__(framework, ["float32"])
+        logging.set_verbosity(logging.ERROR)
+        if FLAGS.threads:
+            set_threads(framework, FLAGS.threads)
+        self.build(work_dir, sentences)
+        self.bench = self.benches["float32"]
+
+    def describe(self):
+        return self.bench.describe()
+
+    def run(self, variant, what):
+        """(measure(...), this worker's CPU seconds during it)."""
+        cpu = process_cpu_seconds()
+        result = measure(self.bench, variant, what)
+        return result, process_cpu_seconds() - cpu
+
+    def probabilities(self, variant):
+        return self.bench.run_all(variant)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The parent
 
 
-def cpu_flags():
-    """The CPU's model name and the vector extensions among INTERESTING_CPU_FLAGS it has."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
-                        if ":" in line)
-    except OSError:
-        return "unknown CPU"
-    info = {k.strip(): v.strip() for k, v in info.items()}
-    present = [flag for flag in INTERESTING_CPU_FLAGS if flag in info.get("flags", "").split()]
-    return f"{info.get('model name', '?')}; {os.cpu_count()} CPUs; {' '.join(present) or '-'}"
-
-
 class Runs:
-    """Sends runs to the workers, timing other processes' CPU use around each."""
+    """Sends runs to the workers and keeps their results with other processes' CPU share."""
 
     def __init__(self, workers):
         self.workers = workers
@@ -368,21 +358,13 @@ class Runs:
         self.results = {}
 
     def run(self, kind, variant, what, record=True):
-        connection = self.workers[kind][1]
-        busy0 = busy_cpu_seconds()
-        connection.send(("run", variant, what))
-        result, seconds, own_cpu = connection.recv()
-        busy1 = busy_cpu_seconds()
-        share = None if busy0 is None else max(
-            0.0, (busy1 - busy0 - own_cpu) / (seconds * os.cpu_count()))
+        (result, own_cpu), seconds, share = self.workers.run(kind, variant, what)
         if record:
             self.results.setdefault((kind, variant, what), []).append((result, own_cpu, share))
         summary = (f"{result:8.1f} sentences/s" if what == "throughput" else
-                   f"{statistics.median(result):7.2f} ms median" if what == "latency" else "")
-        busy = "" if share is None else f"  other processes' CPU {share:.0%}" + (
-            "  (busy machine)" if share > QUIET else "")
+                   f"{statistics.median(result):7.2f} ms median")
         print(f"{'' if record else 'warm-up '}{kind:8s} {variant:9s} {what:10s} {summary}  "
-              f"({seconds:.1f} s){busy}", flush=True)
+              f"({seconds:.1f} s){busy_note(share)}", flush=True)
         return result
 
 
@@ -428,7 +410,7 @@ def measure_all(runs, modes):
                     runs.run(kind, variant, what)
 
 
-def report(runs, modes, agreement):
+def report(runs, modes, differences):
     print()
     print(f"Medians over {FLAGS.repeats} runs; throughput at batch {FLAGS.batch_size} (ratio: "
           f"ours / peer), latency at batch 1 (ratio: peer / ours); target {TARGET}x each. CPU: "
@@ -439,49 +421,62 @@ def report(runs, modes, agreement):
           f"      peer  ratio")
     for mode in modes:
         print(summarize(runs, mode))
-    for mode, difference in agreement.items():
+    for mode, difference in differences.items():
         print(f"{mode}: max |ours - peer| of the class probabilities over the sentences: "
               f"{difference:.2e}")
     print("(forward: ours = the exported graph's standard ops, peer = extract_features.py's "
           "former path, the fused kernels without XLA; same BertModel, same batches.)")
 
 
+def prepare_in_a_process(work_dir, sentences):
+    """prepare() in a spawned process, so that the parent never imports TensorFlow."""
+    process = multiprocessing.get_context("spawn").Process(target=prepare,
+                                                           args=(work_dir, sentences))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"preparing the model failed (exit code {process.exitcode})")
+
+
+def agreement(workers, modes):
+    """{mode: max |ours - peer| of the class probabilities} for the text and features modes."""
+    differences = {}
+    for mode in modes:
+        if mode != "forward":
+            probabilities = workers.call(("ours", "peer"), "probabilities", mode)
+            differences[mode] = float(np.max(np.abs(probabilities["ours"]
+                                                    - probabilities["peer"])))
+    return differences
+
+
 def main(argv):
     del argv
     modes = [m for m in FLAGS.modes if m]
-    if set(modes) - set(MODES):
+    if not modes or set(modes) - set(MODES):
         raise app.UsageError(f"--modes: text, features and/or forward, not {modes}")
+    if not 0 < FLAGS.latency_sentences <= FLAGS.sentences:
+        raise app.UsageError("--latency_sentences: between 1 and --sentences")
+    print_cpu()
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="serving_speed_")
     os.makedirs(work_dir, exist_ok=True)
-    sentences = build_sentences(max(FLAGS.sentences, FLAGS.latency_sentences))
-    context = multiprocessing.get_context("spawn")
-    process, connection = start_worker(context, prepare, (work_dir, sentences), False)
-    has_text = connection.recv()
-    process.join()
-    if "text" in modes and not has_text:
-        print("text: skipped, the export has no raw-text signature (tf_tokenization is not "
-              "importable)")
-        modes.remove("text")
-    print(f"MiniLM (L=6 H=384, real weights) + a 2-class head, float32; {len(sentences)} "
-          f"sentences; {cpu_flags()}; malloc: {FLAGS.malloc}; threads per side: "
-          f"{FLAGS.threads or 'default'}", flush=True)
-    kinds = sorted({kind for mode in modes for kind, _ in MODES[mode]})
-    workers = {kind: start_worker(context, worker, (kind, list(sys.argv), work_dir, sentences),
-                                  FLAGS.malloc == "heap") for kind in kinds}
-    runs = Runs(workers)
+    sentences = build_sentences(FLAGS.sentences)
     try:
-        for kind, (_, conn) in workers.items():
-            print(f"{kind}: {conn.recv()}", flush=True)
-        measure_all(runs, modes)
-        agreement = {mode: float(np.max(np.abs(
-            runs.run("ours", mode, "probabilities", record=False)
-            - runs.run("peer", mode, "probabilities", record=False))))
-            for mode in modes if mode != "forward"}
+        prepare_in_a_process(work_dir, sentences)
+        print(f"MiniLM (L=6 H=384, real weights) + a 2-class head, float32; {len(sentences)} "
+              f"sentences; malloc: {FLAGS.malloc}; threads per side: "
+              f"{FLAGS.threads or 'default'}", flush=True)
+        kinds = sorted({kind for mode in modes for kind, _ in MODES[mode]})
+        with _side_by_side.Workers(Side, kinds, (work_dir, sentences),
+                                   malloc=FLAGS.malloc) as workers:
+            for kind, description in workers.call(kinds, "describe").items():
+                print(f"{kind}: {description}", flush=True)
+            runs = Runs(workers)
+            measure_all(runs, modes)
+            differences = agreement(workers, modes)
     finally:
-        stop_workers(workers)
         if not FLAGS.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    report(runs, modes, agreement)
+    report(runs, modes, differences)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,7 @@ def test_bad_modules_and_flags_fail_clearly_before_anything_is_written(env, tiny
     assert f"--do_lower_case=False, but --bert_hub_module_handle={handle} has " \
         "do_lower_case=True" in error(do_lower_case="false")
     assert "--precision=bfloat16" in error(precision="bfloat16")
+    assert "--gradient_checkpointing" in error(gradient_checkpointing="true")
     assert "fails on inputs of --max_seq_length=128 tokens" in error(max_seq_length=128)
     assert not out.exists()
 

@@ -4,13 +4,12 @@ compared with what the project computes.
 
 The classifiers are run_classifier.py's tiny models of tests/test_run_classifier.py (2 training
 steps; each test set repeats its dev set's texts), exported and checked against the
-test_results.tsv that run_classifier.py --do_predict wrote. Their raw-text signature is built
-here with WhitespacePreprocessor, a stand-in for tf_tokenization.Preprocessor with the same
-interface that is exact for this vocabulary of whole words; the same check with the real
-preprocessor runs once tf_tokenization exists. The real MiniLM weights (tests/real_model.py) check
-the exported encoder against extract_features.py and transformers.
+test_results.tsv that run_classifier.py --do_predict wrote, raw text in (the in-graph tokenizer,
+tf_tokenization.py) and integer features in. The real MiniLM weights (tests/real_model.py) check
+the exported encoder against extract_features.py and transformers, and the exported preprocessor
+against tokenization.py on real, multilingual and random text (tests/test_tf_tokenization.py
+checks tf_tokenization itself on the whole corpus and fuzz).
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -32,42 +31,7 @@ import tokenization
 from script_main import error_line, run_script_command, run_script_main
 from test_run_classifier import (SEQ, env, read_rows, train_glue)  # noqa: F401  (env: fixture)
 
-HAS_TF_TOKENIZATION = importlib.util.find_spec("tf_tokenization") is not None
 TOLERANCE = 1e-5
-
-
-class WhitespacePreprocessor(tf.Module):
-    """tf_tokenization.Preprocessor's interface (tokenize, bert_pack_inputs) for a vocabulary
-    whose words are whole entries: lower-cased words split at spaces are the word pieces, as
-    FullTokenizer gives them for the sentences of test_run_classifier.py. No truncation: the
-    test sentences fit."""
-
-    def __init__(self, vocab):
-        super().__init__()
-        self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(vocab), tf.range(len(vocab), dtype=tf.int32)), vocab.index("[UNK]"))
-        self.cls_id, self.sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
-
-    def tokenize(self, strings):
-        """string [B] -> int32 ragged [B, (words), (pieces)] (one piece per word)."""
-        words = tf.strings.split(tf.strings.lower(strings))
-        ids = tf.ragged.map_flat_values(self.table.lookup, words)
-        return tf.expand_dims(ids, -1)
-
-    def bert_pack_inputs(self, segments, seq_length):
-        tokens = [segment.merge_dims(1, 2) for segment in segments]             # [B, (T)]
-        batch = tokens[0].nrows()
-        cls = tf.fill([batch, 1], self.cls_id)
-        sep = tf.fill([batch, 1], self.sep_id)
-        ids, types = [cls], [tf.zeros_like(cls)]
-        for k, segment in enumerate(tokens):
-            ids += [segment, sep]
-            types += [tf.ones_like(segment) * k, tf.ones_like(sep) * k]
-        ids = tf.concat(ids, axis=1)
-        shape = [None, seq_length]
-        return dict(input_word_ids=ids.to_tensor(shape=shape),
-                    input_mask=tf.ones_like(ids).to_tensor(shape=shape),
-                    input_type_ids=tf.concat(types, axis=1).to_tensor(shape=shape))
 
 
 def export_main(**flag_values):
@@ -81,11 +45,9 @@ def vocab_of(env):
 
 
 def export_classifier(env, trained, export_dir, **kwargs):
-    """saved_models.export_classifier of a run_classifier.py output dir, with the raw-text
-    signature of WhitespacePreprocessor."""
-    return saved_models.export_classifier(
-        str(export_dir), env.config, str(trained), env.vocab_file,
-        make_preprocessor=lambda *_: WhitespacePreprocessor(vocab_of(env)), **kwargs)
+    """saved_models.export_classifier of a run_classifier.py output dir."""
+    return saved_models.export_classifier(str(export_dir), env.config, str(trained),
+                                          env.vocab_file, **kwargs)
 
 
 def features_of(env, pairs):
@@ -98,12 +60,14 @@ def features_of(env, pairs):
 
 
 # A program that does not import the project (run with -I from another directory): loads a
-# SavedModel, calls the signatures on the requests in a JSON file, saves the outputs as .npz.
+# SavedModel (after tensorflow_text, which registers the WordPiece op), calls the signatures on the
+# requests in a JSON file, saves the outputs as .npz.
 FRESH_PROCESS = textwrap.dedent("""
     import importlib.util, json, sys
     import numpy as np
     import tensorflow as tf
-    for module in ("modeling", "saved_models", "kernels", "tokenization"):
+    import tensorflow_text  # noqa: F401
+    for module in ("modeling", "saved_models", "kernels", "tokenization", "tf_tokenization"):
         assert importlib.util.find_spec(module) is None, module
     model = tf.saved_model.load(sys.argv[1])
     with open(sys.argv[2], encoding="utf-8") as f:
@@ -141,9 +105,12 @@ def expected_probabilities(trained):
 @pytest.mark.parametrize("task", ["sst-2", "mrpc"])
 def test_exported_classifier_gives_run_classifier_s_predictions_in_a_fresh_process(
         env, task, tmp_path_factory, tmp_path):
+    """export_saved_model.py on run_classifier.py's output dir; raw text and features in."""
     data, trained = train_glue(env, task, tmp_path_factory)
     export_dir = tmp_path / "classifier"
-    export_classifier(env, trained, export_dir)
+    assert export_main(export_type="classifier", init_checkpoint=trained,
+                       bert_config_file=env.bert_config_file, vocab_file=env.vocab_file,
+                       export_dir=export_dir) == 0
     pairs = [(a, b) for a, b, _ in data["dev"]]        # the test set's texts, in order
     texts = {"text_a": [a for a, _ in pairs]}
     if task == "mrpc":
@@ -153,27 +120,13 @@ def test_exported_classifier_gives_run_classifier_s_predictions_in_a_fresh_proce
     expected = expected_probabilities(trained)
     for signature in ("serve_features", "serving_default"):
         probabilities = outputs[f"{signature}/probabilities"]
-        assert probabilities.shape == expected.shape
+        assert probabilities.shape == expected.shape and probabilities.dtype == np.float32
         assert np.max(np.abs(probabilities - expected)) <= TOLERANCE, signature
         labels = [label.decode() for label in outputs[f"{signature}/label"]]
         assert labels == [["0", "1"][i] for i in expected.argmax(1)]
         np.testing.assert_allclose(tf.nn.softmax(outputs[f"{signature}/logits"]).numpy(),
                                    probabilities, atol=1e-6)
     assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
-
-
-@pytest.mark.skipif(not HAS_TF_TOKENIZATION, reason="needs tf_tokenization (branch tftext); the "
-                    "lead removes this guard when merging")
-def test_exported_classifier_with_the_in_graph_tokenizer(env, tmp_path_factory, tmp_path):
-    data, trained = train_glue(env, "mrpc", tmp_path_factory)
-    export_dir = tmp_path / "classifier"
-    assert export_main(export_type="classifier", init_checkpoint=trained,
-                       bert_config_file=env.bert_config_file, vocab_file=env.vocab_file,
-                       export_dir=export_dir) == 0
-    texts = {"text_a": [a for a, _, _ in data["dev"]], "text_b": [b for _, b, _ in data["dev"]]}
-    outputs = run_fresh(export_dir, {"serving_default": texts}, tmp_path)
-    expected = expected_probabilities(trained)
-    assert np.max(np.abs(outputs["serving_default/probabilities"] - expected)) <= TOLERANCE
 
 
 def saved_model_cli(*args):
@@ -270,7 +223,8 @@ def no_temporary_files(directory):
     return not [name for name in os.listdir(directory) if ".tmp" in name]
 
 
-def test_bad_exports_fail_clearly_and_write_nothing(env, tmp_path_factory, tmp_path, capsys):
+def test_bad_exports_fail_clearly_and_write_nothing(env, tmp_path_factory, tmp_path, capsys,
+                                                    monkeypatch):
     _, trained = train_glue(env, "sst-2", tmp_path_factory)
     common = dict(bert_config_file=env.bert_config_file, vocab_file=env.vocab_file)
 
@@ -306,6 +260,16 @@ def test_bad_exports_fail_clearly_and_write_nothing(env, tmp_path_factory, tmp_p
     line = error(export_type="classifier", init_checkpoint=trained, do_lower_case="false",
                  export_dir=tmp_path / "c")
     assert "--do_lower_case=False, but the classifier was trained with do_lower_case=True" in line
+    # Without tensorflow-text (an optional dependency) there is no in-graph tokenizer.
+    with monkeypatch.context() as patch:
+        patch.delitem(sys.modules, "tf_tokenization", raising=False)
+        patch.setitem(sys.modules, "tensorflow_text", None)
+        for export_type in ("classifier", "preprocessor"):
+            line = error(export_type=export_type, init_checkpoint=trained,
+                         export_dir=tmp_path / "d")
+            assert line == "ERROR: exporting a classifier or a preprocessor needs " \
+                "tensorflow-text, the in-graph tokenizer's WordPiece: pip install -r " \
+                "requirements-export.txt"
     assert sorted(os.listdir(tmp_path)) == ["bare", "existing"]
 
 
@@ -323,6 +287,32 @@ def test_a_run_from_before_task_json_exports_as_single_label(env, tmp_path_facto
         text_a=tf.constant([a for a, _, _ in data["dev"]]), text_b=tf.constant([""] * 5))
     assert np.max(np.abs(outputs["probabilities"].numpy() - expected_probabilities(trained))) \
         <= TOLERANCE
+
+
+def test_exported_preprocessor_gives_tokenization_py_s_ids(tmp_path):
+    """--export_type=preprocessor with the real uncased vocabulary, cased: TF Hub's preprocessor
+    (tf_tokenization.save_preprocessor), whose ids are FullTokenizer's on multilingual and random
+    text, single texts and pairs."""
+    from real_model import real_vocab_file  # pylint: disable=import-outside-toplevel
+    from test_tokenization import MULTILINGUAL_SAMPLE, _fuzz_strings  # pylint: disable=C0415
+    export_dir = tmp_path / "preprocessor"
+    assert export_main(export_type="preprocessor", vocab_file=real_vocab_file(),
+                       do_lower_case="false", max_seq_length=40, export_dir=export_dir) == 0
+    preprocessor = tf.saved_model.load(str(export_dir))
+    assert preprocessor.do_lower_case.numpy() == False  # noqa: E712
+    # (Lone surrogates removed: UTF-8, the graph's input, cannot carry them.)
+    texts = MULTILINGUAL_SAMPLE + ["".join(c for c in text if not 0xD800 <= ord(c) <= 0xDFFF)
+                                   for text in _fuzz_strings(count=300)]
+    full = tokenization.FullTokenizer(real_vocab_file(), do_lower_case=False)
+    single = preprocessor(tf.constant(texts))                     # seq_length 40 by default
+    pieces = [preprocessor.tokenize(tf.constant(part)) for part in (texts, texts[::-1])]
+    pairs = preprocessor.bert_pack_inputs(pieces, seq_length=24)
+    for row, (a, b) in enumerate(zip(texts, texts[::-1])):
+        assert single["input_word_ids"][row].numpy().tolist() == \
+            tokenization.encode_pair(full, a, None, 40).input_ids, a
+        expected = tokenization.encode_pair(full, a, b, 24)
+        assert pairs["input_word_ids"][row].numpy().tolist() == expected.input_ids, (a, b)
+        assert pairs["input_type_ids"][row].numpy().tolist() == expected.segment_ids
 
 
 # -- The encoder in TF Hub's format ----------------------------------------------------------------

@@ -387,6 +387,24 @@ def classifier_settings_from_flags(f):
         f.output_dir, f.data_dir, f.transfer_file, f.init_checkpoint, f.eval_batch_size,
         f.predict_batch_size, f.multi_label_threshold)
 
+
+def run_classification(f, strategy, build_model, vocab_file, do_lower_case):
+    """classification.run with the flags of define_classifier_flags: the model is
+    build_model(num_labels) on `strategy` in --output_dir, its features tokenized with
+    `vocab_file` / `do_lower_case` (run_classifier.py and run_classifier_with_tfhub.py differ
+    there only)."""
+    import classification  # pylint: disable=import-outside-toplevel
+    import classifier_features  # pylint: disable=import-outside-toplevel
+    import training  # pylint: disable=import-outside-toplevel
+
+    def make_runner(num_labels):
+        return training.Runner(strategy, lambda: build_model(num_labels), f.output_dir)
+
+    classification.run(
+        classifier_settings_from_flags(f),
+        classifier_features.FeatureSettings(vocab_file, do_lower_case, f.max_seq_length),
+        make_runner, lambda num_examples: fine_tuning_from_flags(f, num_examples))
+
 def warn_if_case_mismatch(f):
     """The original's check of --do_lower_case against a released checkpoint's name, as a
     warning: a checkpoint can be renamed, and the run is still meaningful."""

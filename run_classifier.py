@@ -119,10 +119,8 @@ caches, checkpoints) is written atomically.
 from absl import flags, logging
 
 import classification
-import classifier_features
 import common_flags
 import modeling
-import training
 
 FLAGS = flags.FLAGS
 
@@ -141,17 +139,12 @@ def main(argv):
     bert_config = common_flags.start_fine_tuning(f)
     compute_dtype = common_flags.compute_dtype_from_flags(f)
 
-    def make_runner(num_labels):
-        return training.Runner(
-            common_flags.strategy_from_flags(f),
-            lambda: modeling.BertClassifier(bert_config, num_labels, compute_dtype, f.use_tpu,
-                                            gradient_checkpointing=f.gradient_checkpointing),
-            f.output_dir)
-
-    classification.run(
-        settings, classifier_features.FeatureSettings(f.vocab_file, f.do_lower_case,
-                                                      f.max_seq_length),
-        make_runner, lambda num_examples: common_flags.fine_tuning_from_flags(f, num_examples))
+    common_flags.run_classification(
+        f, common_flags.strategy_from_flags(f),
+        lambda num_labels: modeling.BertClassifier(
+            bert_config, num_labels, compute_dtype, f.use_tpu,
+            gradient_checkpointing=f.gradient_checkpointing),
+        f.vocab_file, f.do_lower_case)
     return 0
 
 

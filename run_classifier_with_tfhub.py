@@ -40,11 +40,9 @@ import tensorflow as tf
 from absl import flags, logging
 
 import classification
-import classifier_features
 import common_flags
 from errors import InputError
 import hub_encoders
-import training
 
 FLAGS = flags.FLAGS
 
@@ -98,15 +96,10 @@ def main(argv):
                  f.bert_hub_module_handle, hidden_size, vocab_file, do_lower_case)
     tf.io.gfile.makedirs(f.output_dir)
 
-    def make_runner(num_labels):
-        return training.Runner(
-            strategy, lambda: hub_encoders.HubClassifier(encoder, num_labels, hidden_size),
-            f.output_dir)
-
-    classification.run(
-        settings, classifier_features.FeatureSettings(vocab_file, do_lower_case,
-                                                      f.max_seq_length),
-        make_runner, lambda num_examples: common_flags.fine_tuning_from_flags(f, num_examples))
+    common_flags.run_classification(
+        f, strategy, lambda num_labels: hub_encoders.HubClassifier(encoder, num_labels,
+                                                                   hidden_size),
+        vocab_file, do_lower_case)
     return 0
 
 

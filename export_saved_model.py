@@ -24,7 +24,10 @@ the matching text preprocessor.
 The layouts and signatures are in saved_models.py's docstring. A classifier export takes its task
 (kind, labels, text pairs) from the run's files; --do_lower_case and --max_seq_length default to
 what the run recorded (task.json), and a --do_lower_case against it is an error. --export_dir
-must not exist; the SavedModel is written under a temporary name and renamed when complete.
+must not exist; the SavedModel is written under a temporary name and renamed when complete. The
+classifier's raw-text signature and the preprocessor tokenize in the graph (tf_tokenization.py),
+which needs tensorflow-text (pip install -r requirements-export.txt), and so does loading them
+(`import tensorflow_text` before tf.saved_model.load).
 """
 
 from absl import flags, logging

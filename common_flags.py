@@ -318,7 +318,20 @@ def define_classifier_flags():
     DEFINE_bool("do_predict", False,
                 "Whether to run the model in inference mode on the test set.")
     DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
-    # New: the generic task (classifier_data.GenericTask); None = the task's default.
+    _define_generic_task_flags()
+    DEFINE_string("xnli_language", None, "xnli: the language (default zh, as the "
+                  "original).")
+    # New: evaluation during training.
+    DEFINE_integer("eval_every_steps", 0,
+                   "With --do_train: evaluate on the dev set every this many steps (and "
+                   "at the end) and keep the best checkpoint by the task's main metric "
+                   "in <output_dir>/best/. 0 = off.")
+    _define_distillation_flags()
+
+
+def _define_generic_task_flags():
+    """The generic task's (classifier_data.GenericTask); None = the task's default."""
+    import classifier_data  # pylint: disable=import-outside-toplevel  (no TensorFlow)
     DEFINE_string("text_a_column", None,
                   "generic: column of the first text: a header name / JSON key, or a "
                   "0-based position.")
@@ -343,14 +356,10 @@ def define_classifier_flags():
     DEFINE_float("multi_label_threshold", 0.5,
                  "Multi-label: a label is predicted when its probability is at least "
                  "this.")
-    DEFINE_string("xnli_language", None, "xnli: the language (default zh, as the "
-                  "original).")
-    # New: evaluation during training.
-    DEFINE_integer("eval_every_steps", 0,
-                   "With --do_train: evaluate on the dev set every this many steps (and "
-                   "at the end) and keep the best checkpoint by the task's main metric "
-                   "in <output_dir>/best/. 0 = off.")
-    # New: distillation (see "Distillation" in run_classifier.py's docstring).
+
+
+def _define_distillation_flags():
+    """Distillation's (see "Distillation" in run_classifier.py's docstring)."""
     DEFINE_bool("do_label_transfer", False,
                 "Teacher pass: predict the examples of --transfer_file with the model "
                 "(the newest checkpoint in --output_dir, else --init_checkpoint) and write "

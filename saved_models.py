@@ -319,8 +319,7 @@ def classifier_object(classifier, task, vocab_file, do_lower_case, max_seq_lengt
     raw-text serving_default tokenized by `preprocessor` (a tf_tokenization.Preprocessor).
     Returns (object, signatures)."""
     root = tf.train.Checkpoint()
-    root.model = classifier
-    root.preprocessor = preprocessor
+    root.model = classifier   # (the preprocessor's tables are constants of the graph)
     root.vocab_file = tf.saved_model.Asset(vocab_file)
     root.do_lower_case = tf.Variable(bool(do_lower_case), trainable=False, name="do_lower_case")
     root.labels = tf.Variable(task.labels or [], dtype=tf.string, trainable=False, name="labels")

@@ -108,17 +108,27 @@ def expected_probabilities(trained):
     return np.array(read_rows(trained / "test_results.tsv"), dtype=np.float64)
 
 
-def test_exported_classifiers_give_run_classifier_s_predictions_in_a_fresh_process(
-        env, tmp_path_factory, tmp_path):
-    """export_saved_model.py on run_classifier.py's output dirs (single texts: SST-2, pairs:
-    MRPC), loaded where the project is not; raw text and integer features in."""
-    jobs, expected = {}, {}
+@pytest.fixture(scope="module")
+def exported(env, tmp_path_factory):
+    """{task: (its data, run_classifier.py's output dir, the export of export_saved_model.py)}
+    for SST-2 (single texts) and MRPC (pairs)."""
+    root = tmp_path_factory.mktemp("exported")
+    result = {}
     for task in ("sst-2", "mrpc"):
         data, trained = train_glue(env, task, tmp_path_factory)
-        export_dir = tmp_path / task
         assert export_main(export_type="classifier", init_checkpoint=trained,
                            bert_config_file=env.bert_config_file, vocab_file=env.vocab_file,
-                           export_dir=export_dir) == 0
+                           export_dir=root / task) == 0
+        result[task] = data, trained, root / task
+    assert sorted(os.listdir(root)) == ["mrpc", "sst-2"]   # no temporary directory left
+    return result
+
+
+def test_exported_classifiers_give_run_classifier_s_predictions_in_a_fresh_process(
+        env, exported, tmp_path):
+    """The exports loaded where the project is not; raw text and integer features in."""
+    jobs, expected = {}, {}
+    for task, (data, trained, export_dir) in exported.items():
         pairs = [(a, b) for a, b, _ in data["dev"]]        # the test set's texts, in order
         texts = {"text_a": [a for a, _ in pairs]}
         if task == "mrpc":
@@ -139,7 +149,6 @@ def test_exported_classifiers_give_run_classifier_s_predictions_in_a_fresh_proce
             assert labels == [["0", "1"][i] for i in expected[task].argmax(1)]
             np.testing.assert_allclose(tf.nn.softmax(outputs[f"{signature}/logits"]).numpy(),
                                        probabilities, atol=1e-6)
-    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
 
 
 def saved_model_cli(*args):
@@ -153,11 +162,8 @@ def saved_model_cli(*args):
     return result.stdout
 
 
-def test_saved_model_cli_lists_the_classifier_s_signatures(env, tmp_path_factory, tmp_path):
-    _, trained = train_glue(env, "mrpc", tmp_path_factory)
-    export_dir = tmp_path / "classifier"
-    export_classifier(env, trained, export_dir)
-    shown = saved_model_cli("show", "--dir", str(export_dir), "--all")
+def test_saved_model_cli_lists_the_classifier_s_signatures(exported):
+    shown = saved_model_cli("show", "--dir", str(exported["mrpc"][2]), "--all")
     for part in ("signature_def['serving_default']", "signature_def['serve_features']",
                  "inputs['text_a']", "inputs['text_b']", "inputs['input_word_ids']",
                  "inputs['input_mask']", "inputs['input_type_ids']", "outputs['probabilities']",

@@ -28,6 +28,7 @@ import export_saved_model
 import modeling
 import saved_models
 import tokenization
+from errors import InputError
 from script_main import error_line, run_script_command, run_script_main
 from test_run_classifier import (SEQ, env, read_rows, train_glue)  # noqa: F401  (env: fixture)
 
@@ -60,39 +61,55 @@ def features_of(env, pairs):
 
 
 # A program that does not import the project (run with -I from another directory): loads
-# SavedModels (after tensorflow_text, which registers the WordPiece op), calls their signatures on
-# the requests in a JSON file ({name: [export dir, {signature: inputs}, output .npz]}), saves each
-# model's outputs as .npz.
+# SavedModels (after tensorflow_text, which registers the WordPiece op) and calls their signatures
+# on the requests of a JSON file ({"models": {name: [export dir, {signature[:tag]: inputs}, output
+# .npz]}, "saved_model_cli": [[export dir, output .txt]]}), saving each model's outputs as .npz;
+# then runs `saved_model_cli show --all --dir <export dir>` as its console script does (main()),
+# saving what it prints.
 FRESH_PROCESS = textwrap.dedent("""
-    import importlib.util, json, sys
+    import contextlib, importlib.util, io, json, sys
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
+    from tensorflow.python.tools import saved_model_cli
     for module in ("modeling", "saved_models", "kernels", "tokenization", "tf_tokenization"):
         assert importlib.util.find_spec(module) is None, module
     with open(sys.argv[1], encoding="utf-8") as f:
         jobs = json.load(f)
-    for export_dir, requests, output_file in jobs.values():
+    for export_dir, requests, output_file in jobs["models"].values():
         model = tf.saved_model.load(export_dir)
         outputs = {}
-        for signature, inputs in requests.items():
+        for request, inputs in requests.items():   # signature, or signature:tag
+            signature = request.split(":")[0]
             dtype = tf.string if signature == "serving_default" else tf.int32
             results = model.signatures[signature](**{k: tf.constant(v, dtype) for k, v in
                                                      inputs.items()})
-            outputs.update({f"{signature}/{k}": v.numpy().astype(bytes) if v.dtype == tf.string
+            outputs.update({f"{request}/{k}": v.numpy().astype(bytes) if v.dtype == tf.string
                             else v.numpy() for k, v in results.items()})
         np.savez(output_file, **outputs)
+    for export_dir, output_file in jobs["saved_model_cli"]:
+        sys.argv = ["saved_model_cli", "show", "--all", "--dir", export_dir]
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            try:
+                saved_model_cli.main()
+            except SystemExit as e:
+                assert not e.code, e.code
+        with open(output_file, "w", encoding="utf-8") as f:
+            f.write(shown.getvalue())
     """)
 
 
-def run_fresh(jobs, tmp_path):
-    """{name: {signature/output: numpy array}} computed by FRESH_PROCESS for jobs
-    {name: (export dir, {signature: inputs})}."""
+def run_fresh(jobs, cli_dirs, tmp_path):
+    """FRESH_PROCESS on jobs {name: (export dir, {signature[:tag]: inputs})} and `cli_dirs`:
+    ({name: {signature[:tag]/output: numpy array}}, [what saved_model_cli shows of each])."""
     request_file = tmp_path / "requests.json"
     outputs = {name: str(tmp_path / f"outputs_{i}.npz") for i, name in enumerate(jobs)}
-    request_file.write_text(json.dumps({name: [str(export_dir), requests, outputs[name]]
-                                        for name, (export_dir, requests) in jobs.items()}),
-                            encoding="utf-8")
+    shown = [str(tmp_path / f"shown_{i}.txt") for i in range(len(cli_dirs))]
+    request_file.write_text(json.dumps(dict(
+        models={name: [str(export_dir), requests, outputs[name]]
+                for name, (export_dir, requests) in jobs.items()},
+        saved_model_cli=[[str(d), f] for d, f in zip(cli_dirs, shown)])), encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
@@ -101,7 +118,8 @@ def run_fresh(jobs, tmp_path):
         env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600,
         check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    return {name: dict(np.load(path)) for name, path in outputs.items()}
+    return ({name: dict(np.load(path)) for name, path in outputs.items()},
+            [open(path, encoding="utf-8").read() for path in shown])
 
 
 def expected_probabilities(trained):
@@ -124,46 +142,50 @@ def exported(env, tmp_path_factory):
     return result
 
 
-def test_exported_classifiers_give_run_classifier_s_predictions_in_a_fresh_process(
-        env, exported, tmp_path):
-    """The exports loaded where the project is not; raw text and integer features in."""
-    jobs, expected = {}, {}
-    for task, (data, trained, export_dir) in exported.items():
+@pytest.fixture(scope="module")
+def fresh(env, exported, tmp_path_factory):
+    """FRESH_PROCESS (run_fresh) on the exports: raw text and integer features in, and
+    saved_model_cli on MRPC's. Returns (outputs by task, what saved_model_cli shows)."""
+    jobs = {}
+    for task, (data, _, export_dir) in exported.items():
         pairs = [(a, b) for a, b, _ in data["dev"]]        # the test set's texts, in order
         texts = {"text_a": [a for a, _ in pairs]}
+        jobs[task] = (export_dir, {"serve_features": features_of(env, pairs)})
         if task == "mrpc":
+            # An empty text_b: the row is a single text (the original's `if example.text_b`).
+            jobs[task][1]["serving_default:single"] = dict(texts, text_b=[""] * len(pairs))
+            jobs[task][1]["serve_features:single"] = features_of(env, [(a, None)
+                                                                      for a, _ in pairs])
             texts["text_b"] = [b for _, b in pairs]
-        jobs[task] = (export_dir, {"serve_features": features_of(env, pairs),
-                                   "serving_default": texts})
-        expected[task] = expected_probabilities(trained)
-    for task, outputs in run_fresh(jobs, tmp_path).items():
+        jobs[task][1]["serving_default"] = texts
+    outputs, (shown,) = run_fresh(jobs, [exported["mrpc"][2]], tmp_path_factory.mktemp("fresh"))
+    return outputs, shown
+
+
+def test_exported_classifiers_give_run_classifier_s_predictions_in_a_fresh_process(exported,
+                                                                                   fresh):
+    """The exports loaded where the project is not give test_results.tsv's probabilities."""
+    for task, outputs in fresh[0].items():
+        expected = expected_probabilities(exported[task][1])
         for signature in ("serve_features", "serving_default"):
             probabilities = outputs[f"{signature}/probabilities"]
-            assert probabilities.shape == expected[task].shape
-            assert probabilities.dtype == np.float32
-            difference = np.max(np.abs(probabilities - expected[task]))
+            assert probabilities.shape == expected.shape and probabilities.dtype == np.float32
+            difference = np.max(np.abs(probabilities - expected))
             print(f"\n{task} {signature}: max abs difference to test_results.tsv "
                   f"{difference:.1e}")
             assert difference <= TOLERANCE, (task, signature)
             labels = [label.decode() for label in outputs[f"{signature}/label"]]
-            assert labels == [["0", "1"][i] for i in expected[task].argmax(1)]
+            assert labels == [["0", "1"][i] for i in expected.argmax(1)]
             np.testing.assert_allclose(tf.nn.softmax(outputs[f"{signature}/logits"]).numpy(),
                                        probabilities, atol=1e-6)
+        if task == "mrpc":
+            np.testing.assert_allclose(outputs["serving_default:single/probabilities"],
+                                       outputs["serve_features:single/probabilities"],
+                                       atol=TOLERANCE)
 
 
-def saved_model_cli(*args):
-    """The output of `saved_model_cli <args>` (the script installed with TensorFlow)."""
-    command = [os.path.join(os.path.dirname(sys.executable), "saved_model_cli")]
-    if not os.path.exists(command[0]):
-        command = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
-    result = subprocess.run(command + list(args), capture_output=True, text=True, timeout=600,
-                            check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-def test_saved_model_cli_lists_the_classifier_s_signatures(exported):
-    shown = saved_model_cli("show", "--dir", str(exported["mrpc"][2]), "--all")
+def test_saved_model_cli_lists_the_classifier_s_signatures(fresh):
+    shown = fresh[1]
     for part in ("signature_def['serving_default']", "signature_def['serve_features']",
                  "inputs['text_a']", "inputs['text_b']", "inputs['input_word_ids']",
                  "inputs['input_mask']", "inputs['input_type_ids']", "outputs['probabilities']",
@@ -172,27 +194,6 @@ def test_saved_model_cli_lists_the_classifier_s_signatures(exported):
     ops = shown[shown.index("contains the following ops:"):]
     for foreign in ("Xla", "PyFunc", "CustomGradient"):   # portable graphs: standard ops only
         assert foreign not in ops, foreign
-
-
-def train_multi_label(env, tmp_path_factory):
-    """A generic multi-label task (JSON Lines, three classes) trained and predicted once."""
-    if "multi_label" not in env.outputs:
-        from test_run_classifier import base_flags, run_main, sentence  # pylint: disable=C0415
-        import random
-        root = tmp_path_factory.mktemp("multi_label")
-        rng = random.Random(4)
-        names = ["animal", "colour", "motion"]
-        records = [{"text": sentence(rng), "tags": [n for j, n in enumerate(names) if (i >> j) & 1]
-                    or ["motion"]} for i in range(13)]
-        for split, part in (("train", records[:8]), ("dev", records[8:]), ("test", records[8:])):
-            with open(root / f"{split}.jsonl", "w", encoding="utf-8") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in part))
-        out = root / "output"
-        run_main(**base_flags(env, root, out, task_name="generic", text_a_column="text",
-                              label_column="tags", multi_label="true", do_train="true",
-                              do_predict="true", multi_label_threshold=0.45))
-        env.outputs["multi_label"] = (records[8:], out)
-    return env.outputs["multi_label"]
 
 
 def test_batches_run_in_chunks_of_similar_length_give_the_whole_batch_s_logits(env):
@@ -213,33 +214,68 @@ def test_batches_run_in_chunks_of_similar_length_give_the_whole_batch_s_logits(e
     assert run(empty).shape == (0, 3)
 
 
-def test_multi_label_and_regression_outputs(env, tmp_path_factory, tmp_path):
-    dev, trained = train_multi_label(env, tmp_path_factory)
-    export_classifier(env, trained, tmp_path / "multi_label")
-    loaded = tf.saved_model.load(str(tmp_path / "multi_label"))
-    outputs = loaded.signatures["serving_default"](text_a=tf.constant([r["text"] for r in dev]))
-    expected = expected_probabilities(trained)
-    assert np.max(np.abs(outputs["probabilities"].numpy() - expected)) <= TOLERANCE
-    np.testing.assert_allclose(tf.sigmoid(outputs["logits"]), outputs["probabilities"], atol=1e-6)
-    # label: the classes at or above the run's threshold (0.45), as test_predictions.tsv.
-    submission = [row[1] for row in read_rows(trained / "test_predictions.tsv")[1:]]
-    assert [label.decode() for label in outputs["label"].numpy()] == submission
-    assert loaded.labels.numpy().tolist() == [b"animal", b"colour", b"motion"]
-
-    data, trained = train_glue(env, "sts-b", tmp_path_factory)
-    export_classifier(env, trained, tmp_path / "regression")
-    loaded = tf.saved_model.load(str(tmp_path / "regression"))
-    features = features_of(env, [(a, b) for a, b, _ in data["dev"]])
-    outputs = loaded.signatures["serve_features"](**{k: tf.constant(v)
-                                                     for k, v in features.items()})
-    assert sorted(outputs) == ["logits", "value"]
-    assert np.max(np.abs(outputs["value"].numpy() - expected_probabilities(trained)[:, 0])) \
-        <= TOLERANCE
-    assert loaded.labels.numpy().tolist() == []
+def untrained_run(env, directory, num_outputs, info):
+    """A run_classifier.py output directory as export_saved_model.py reads it, without the
+    training: the tiny pretrained encoder, a random head, task.json `info` and label_list.txt.
+    Returns (checkpoint prefix, the classifier)."""
+    classifier = modeling.BertClassifier(env.config, num_outputs)
+    checkpoints.restore(checkpoints.named_variables(classifier), env.init_checkpoint,
+                        log_each=False)
+    head = classifier.classifier
+    head.output_weights.assign(np.random.RandomState(num_outputs).normal(
+        0.0, 1.0, head.output_weights.shape).astype(np.float32))
+    prefix = checkpoints.save(str(directory / "model.ckpt-1"),
+                              checkpoints.named_variables(classifier))
+    classification.write_task_file(str(directory), info)
+    if info["labels"] is not None:
+        classification.write_label_list(str(directory), info["labels"])
+    return prefix, classifier
 
 
-def no_temporary_files(directory):
-    return not [name for name in os.listdir(directory) if ".tmp" in name]
+def test_multi_label_and_regression_outputs(env, tmp_path):
+    """The other kinds of task: the outputs are the model's, and the multi-label names those
+    test_predictions.tsv has for the same probabilities (classifier_data's submission label of
+    classification.predicted)."""
+    from test_run_classifier import sentence  # pylint: disable=import-outside-toplevel
+    import random  # pylint: disable=import-outside-toplevel
+    texts = [sentence(random.Random(i)) for i in range(12)]
+    features = {k: tf.constant(v) for k, v in features_of(env, [(t, None) for t in texts]).items()}
+    names = ["animal", "colour", "motion"]
+    submission = classifier_data.get_task("generic", text_a_column=0, label_column=1,
+                                          labels=names, multi_label=True, label_separator=";")
+    for kind, labels in (("multi_label", names), ("regression", None)):
+        info = dict(task="generic", kind=kind, labels=labels, text_pairs=False,
+                    multi_label_threshold=0.45, label_separator=";", do_lower_case=True,
+                    max_seq_length=SEQ)
+        (tmp_path / kind).mkdir()
+        prefix, classifier = untrained_run(env, tmp_path / kind, len(labels or [0]), info)
+        export_classifier(env, prefix, tmp_path / f"{kind}_export")
+        loaded = tf.saved_model.load(str(tmp_path / f"{kind}_export"))
+        outputs = loaded.signatures["serving_default"](text_a=tf.constant(texts))
+        logits = classifier({"input_ids": features["input_word_ids"],
+                             "input_mask": features["input_mask"],
+                             "segment_ids": features["input_type_ids"]}).numpy()
+        np.testing.assert_allclose(outputs["logits"], logits, atol=TOLERANCE)
+        if kind == "regression":
+            assert sorted(outputs) == ["logits", "value"]
+            np.testing.assert_allclose(outputs["value"], logits[:, 0], atol=TOLERANCE)
+            assert loaded.labels.numpy().tolist() == []
+            continue
+        probabilities = outputs["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities, tf.sigmoid(logits), atol=1e-6)
+        assert [label.decode() for label in outputs["label"].numpy()] == [
+            submission.submission_label(row)
+            for row in classification.predicted(kind, probabilities, threshold=0.45)]
+        assert loaded.labels.numpy().tolist() == [n.encode() for n in names]
+    # The names for logits on both sides of the threshold, none and all of them included.
+    task = saved_models.ClassifierTask(kind="multi_label", labels=names,
+                                       multi_label_threshold=0.45, label_separator=";")
+    logits = np.array([[2.0, -2.0, -0.1], [-3.0, -3.0, -3.0], [3.0, 0.0, 1.0]], np.float32)
+    label = saved_models.classifier_outputs(task, tf.constant(logits))["label"].numpy()
+    assert [x.decode() for x in label] == ["animal;motion", "", "animal;colour;motion"]
+    assert [x.decode() for x in label] == [
+        submission.submission_label(row) for row in
+        classification.predicted("multi_label", tf.sigmoid(logits).numpy(), threshold=0.45)]
 
 
 def test_bad_exports_fail_clearly_and_write_nothing(env, tmp_path_factory, tmp_path, capsys,
@@ -292,20 +328,23 @@ def test_bad_exports_fail_clearly_and_write_nothing(env, tmp_path_factory, tmp_p
     assert sorted(os.listdir(tmp_path)) == ["bare", "existing"]
 
 
-def test_a_run_from_before_task_json_exports_as_single_label(env, tmp_path_factory, tmp_path):
-    data, trained = train_glue(env, "sst-2", tmp_path_factory)
+def test_a_run_from_before_task_json_is_read_from_its_label_list(env, tmp_path_factory,
+                                                                 tmp_path):
+    """Without task.json: label_list.txt makes a single-label classifier of text pairs (an
+    empty text_b is a single text: see the fresh-process test), one output without it a
+    regression model; a label list that does not fit the checkpoint is an error."""
+    _, trained = train_glue(env, "sst-2", tmp_path_factory)
     old = tmp_path / "old_run"
     shutil.copytree(trained, old)
     os.remove(old / classification.TASK_FILE)
     task = saved_models.read_classifier_task(str(old), 2)
     assert task == saved_models.ClassifierTask(classifier_data.CLASSIFICATION, ["0", "1"])
-    export_classifier(env, old, tmp_path / "export")
-    loaded = tf.saved_model.load(str(tmp_path / "export"))
-    # Text pairs not recorded: both texts are inputs; an empty text_b is a single text.
-    outputs = loaded.signatures["serving_default"](
-        text_a=tf.constant([a for a, _, _ in data["dev"]]), text_b=tf.constant([""] * 5))
-    assert np.max(np.abs(outputs["probabilities"].numpy() - expected_probabilities(trained))) \
-        <= TOLERANCE
+    assert task.text_pairs
+    with pytest.raises(InputError, match="2 output\\(s\\), but the checkpoint's output_weights "
+                       "has 3"):
+        saved_models.read_classifier_task(str(old), 3)
+    os.remove(old / classification.LABEL_LIST_FILE)
+    assert saved_models.read_classifier_task(str(old), 1).kind == classifier_data.REGRESSION
 
 
 def test_exported_preprocessor_gives_tokenization_py_s_ids(tmp_path):

@@ -397,6 +397,15 @@ def classifier_settings_from_flags(f):
         f.predict_batch_size, f.multi_label_threshold)
 
 
+def check_classifier_flags(f, required):
+    """classification.check_flags on the flags of define_classifier_flags; `required`: {flag
+    name: value} of the files and directories the script needs."""
+    import classification  # pylint: disable=import-outside-toplevel
+    settings = classifier_settings_from_flags(f)
+    classification.check_flags(settings.modes, settings.distillation, settings.task, required,
+                               f.transfer_file)
+
+
 def run_classification(f, strategy, build_model, vocab_file, do_lower_case):
     """classification.run with the flags of define_classifier_flags: the model is
     build_model(num_labels) on `strategy` in --output_dir, its features tokenized with

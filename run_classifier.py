@@ -118,7 +118,6 @@ caches, checkpoints) is written atomically.
 
 from absl import flags, logging
 
-import classification
 import common_flags
 import modeling
 
@@ -131,11 +130,9 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     f = FLAGS
-    settings = common_flags.classifier_settings_from_flags(f)
-    classification.check_flags(settings.modes, settings.distillation, settings.task,
-                               dict(vocab_file=f.vocab_file, bert_config_file=f.bert_config_file,
-                                    output_dir=f.output_dir, data_dir=f.data_dir),
-                               f.transfer_file)
+    common_flags.check_classifier_flags(f, dict(
+        vocab_file=f.vocab_file, bert_config_file=f.bert_config_file, output_dir=f.output_dir,
+        data_dir=f.data_dir))
     bert_config = common_flags.start_fine_tuning(f)
     compute_dtype = common_flags.compute_dtype_from_flags(f)
 

@@ -39,7 +39,6 @@ fixed).
 import tensorflow as tf
 from absl import flags, logging
 
-import classification
 import common_flags
 from errors import InputError
 import hub_encoders
@@ -74,11 +73,9 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     f = FLAGS
-    settings = common_flags.classifier_settings_from_flags(f)
-    classification.check_flags(settings.modes, settings.distillation, settings.task,
-                               dict(bert_hub_module_handle=f.bert_hub_module_handle,
-                                    output_dir=f.output_dir, data_dir=f.data_dir),
-                               f.transfer_file)
+    common_flags.check_classifier_flags(f, dict(
+        bert_hub_module_handle=f.bert_hub_module_handle, output_dir=f.output_dir,
+        data_dir=f.data_dir))
     if f.bert_config_file:
         raise InputError("--bert_config_file does not apply: the model is the module's")
     if f.precision != "float32":

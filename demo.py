@@ -28,12 +28,13 @@ Each step runs the script a user would run, with the command line printed first:
      gold labels alone; prints the three dev accuracies.
 
 The default run is sized to finish in about ten minutes on two cores (see QUICK); --full trains
-longer and on longer sequences (FULL, about three times as long) for higher figures. Each writes to
-its own directory. Steps whose outputs exist are skipped, and pretraining and fine-tuning resume
-from their last checkpoints: after an interruption, run the same command again. The demo ends with
-its checks; exit status 0 when all hold: masked-LM and next-sentence accuracy beat their baselines,
-fine-tuning from pretrained weights beats fine-tuning from random weights (classification and
-question answering) and the distilled student beats the one fine-tuned on the gold labels.
+longer and on longer sequences (FULL, about 1.7 times the computation), as the demo did before.
+Each writes to its own directory. Steps whose outputs exist are skipped, and pretraining and
+fine-tuning resume from their last checkpoints: after an interruption, run the same command again.
+The demo ends with its checks; exit status 0 when all hold: masked-LM and next-sentence accuracy
+beat their baselines, fine-tuning from pretrained weights beats fine-tuning from random weights
+(classification and question answering) and the distilled student beats the one fine-tuned on the
+gold labels.
 
     python3 demo.py [--full] [--output_dir=demo_output] [--num_train_steps=N] [--precision=bfloat16]
 """
@@ -96,8 +97,8 @@ FULL = Budget(num_train_steps=2000, learning_rate=1e-3, max_seq_length=128, max_
 ROOT = os.path.dirname(os.path.abspath(__file__))
 flags.DEFINE_string("corpus", os.path.join(ROOT, "data", "demo_corpus.txt"),
                     "One sentence per line, blank lines between documents.")
-flags.DEFINE_bool("full", False, "Train longer, on longer sequences (about three times the "
-                  "default run's time) for higher figures.")
+flags.DEFINE_bool("full", False, "Train longer, on longer sequences (about 1.7 times the "
+                  "default run's computation), as the demo did before.")
 flags.DEFINE_string("output_dir", None, "Where everything the demo makes goes (default: "
                     "demo_output, with --full demo_output_full).")
 flags.DEFINE_integer("num_train_steps", None, "Pretraining steps (default: %d, with --full %d)."

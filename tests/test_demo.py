@@ -116,7 +116,10 @@ def check_distillation(out, output):
     assert len(soft.examples) == 4500 and soft.labels == ["0", "1"]
     assert soft.examples[499].label is not None and soft.examples[500].label is None
     teacher = read_results(distillation / "teacher" / "eval_results.txt")
-    assert teacher["eval_accuracy"] > 0.9  # MiniLM learns the task from 500 labels in 31 steps
+    # MiniLM learns the task from 500 labels in the default run's 93 steps (whatever
+    # --fine_tune_epochs says; after 31 steps its accuracy was 0.88 in one run).
+    assert teacher["eval_accuracy"] > 0.9
+    assert teacher["global_step"] == 93
     agreement = read_results(distillation / "student" / "distillation_results.txt")
     assert agreement["num_examples"] == 4500 and "teacher_agreement_at_start" in agreement
     student, gold = (read_results(distillation / name / "eval_results.txt") for name in

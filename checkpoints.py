@@ -20,6 +20,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+from errors import InputError
 import file_io
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ IGNORED_WHEN_INITIALIZING = (
 STATE_FILE = "checkpoint"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be used as asked; the message names the path and the variables."""
 
 
@@ -85,6 +86,14 @@ def resolve(path):
                           "with a `checkpoint` state file)")
 
 
+def directory_of(path):
+    """The directory of a checkpoint given as a prefix, one of its files or a directory (where a
+    fine-tuned model keeps the files its outputs follow, such as its label list); None for None."""
+    if not path:
+        return None
+    return str(path) if tf.io.gfile.isdir(path) else os.path.dirname(str(path))
+
+
 def list_variables(path):
     """[(name, shape)] of the checkpoint at `path` (prefix or directory), sorted by name."""
     return sorted(tf.train.list_variables(resolve(path)))
@@ -121,9 +130,18 @@ def _value(v):
     return v
 
 
+def _reader(prefix):
+    """tf.train.load_checkpoint(prefix); a file that is not a checkpoint is a CheckpointError."""
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except tf.errors.OpError as e:  # DataLossError, or NotFoundError for a missing shard
+        raise CheckpointError(
+            f"{prefix}: not a readable checkpoint ({e.message.strip()})") from None
+
+
 def read(path):
     """{name: numpy array} of every tensor in the checkpoint at `path`."""
-    reader = tf.train.load_checkpoint(resolve(path))
+    reader = _reader(resolve(path))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
@@ -144,11 +162,12 @@ def restore(variables, path, ignore=IGNORED_WHEN_INITIALIZING, strict_missing=Fa
     Returns:
       (loaded names, variables not in the checkpoint, checkpoint names not used).
     Raises:
-      CheckpointError on a shape mismatch, when nothing matches, or (strict) when a variable is
-      missing; the message lists the names involved.
+      CheckpointError when there is no checkpoint at `path` or it is not readable, on a shape
+      mismatch, when nothing matches, or (strict) when a variable is missing; the message lists
+      the names involved.
     """
     prefix = resolve(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = _reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     dtypes = reader.get_variable_to_dtype_map()
     candidates = {n: s for n, s in shapes.items() if not _ignored(n, ignore)}

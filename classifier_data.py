@@ -66,6 +66,7 @@ import operator
 import os
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from errors import InputError
 import file_io
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class InputExample:
     line: Optional[int] = None  # 1-based line in its file, for error messages
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data file does not have the expected layout or content; the message names file and line."""
 
     def __init__(self, message, path=None, line=None):
@@ -115,7 +116,7 @@ def _missing(path, hint=""):
     return FileNotFoundError(errno.ENOENT, "No such file" + (f" ({hint})" if hint else ""), path)
 
 
-def _find_file(data_dir, candidates, hint=""):
+def find_file(data_dir, candidates, hint=""):
     """The first of `data_dir`/candidate that exists; FileNotFoundError naming them all if none."""
     paths = [os.path.normpath(os.path.join(data_dir, candidate)) for candidate in candidates]
     for path in paths:
@@ -134,7 +135,7 @@ def _decode(raw, path, line):
                         line) from None
 
 
-def _lines(path) -> Iterator[Tuple[int, str]]:
+def numbered_lines(path) -> Iterator[Tuple[int, str]]:
     """(1-based line number, text with its line ending) for each "\\n"-terminated line.
 
     Binary reading splits on "\\n" only, so a stray "\\r" inside a line cannot split it (text
@@ -152,7 +153,7 @@ def _lines(path) -> Iterator[Tuple[int, str]]:
 
 def read_tsv(path) -> Iterator[Tuple[int, List[str]]]:
     """(line number, fields) per non-blank line, split on tabs with no quote processing."""
-    for number, text in _lines(path):
+    for number, text in numbered_lines(path):
         text = text[:-1] if text.endswith("\n") else text
         text = text[:-1] if text.endswith("\r") else text
         if text:
@@ -161,7 +162,7 @@ def read_tsv(path) -> Iterator[Tuple[int, List[str]]]:
 
 def read_csv(path) -> Iterator[Tuple[int, List[str]]]:
     """(first line number, fields) per CSV record (RFC 4180 quoting; blank lines skipped)."""
-    lines = (text for _, text in _lines(path))
+    lines = (text for _, text in numbered_lines(path))
     reader = csv.reader(lines)
     start = 1
     while True:
@@ -185,7 +186,7 @@ def read_json_records(path) -> Iterator[Tuple[int, Union[dict, list]]]:
     if head.startswith(b"["):
         yield from _json_array(path)
         return
-    for number, text in _lines(path):
+    for number, text in numbered_lines(path):
         if not text.strip():
             continue
         try:
@@ -636,7 +637,7 @@ class GlueTask(Task):
         self.submission_range = spec.submission_range
 
     def _read(self, data_dir, split: _Split, set_name, is_test):
-        path = _find_file(data_dir, split.files, self.spec.hint)
+        path = find_file(data_dir, split.files, self.spec.hint)
         return self._read_tsv(path, split.columns, set_name, is_test, split.has_header,
                               split.width, split.skip_malformed)
 
@@ -647,7 +648,7 @@ class GlueTask(Task):
 
     def train_examples(self, data_dir):
         if self.spec.train is None:
-            raise ValueError(f"task {self.name!r} has no training data ({self.spec.hint})")
+            raise InputError(f"task {self.name!r} has no training data ({self.spec.hint})")
         return self._read(data_dir, self.spec.train, "train", is_test=False)
 
     def dev_sets(self, data_dir):
@@ -661,7 +662,7 @@ class GlueTask(Task):
     def transfer_examples(self, path, set_name="transfer"):
         split = self.spec.train
         if split is None:
-            raise ValueError(f"task {self.name!r} has no training data, so no layout for a "
+            raise InputError(f"task {self.name!r} has no training data, so no layout for a "
                              f"transfer set ({self.spec.hint})")
         if not file_io.isfile(path):
             raise _missing(path, f"a transfer file laid out as the {self.name} training file")
@@ -753,7 +754,7 @@ class XnliTask(GlueTask):
 
     def __init__(self, language="zh"):
         if language not in XNLI_LANGUAGES:
-            raise ValueError(f"unknown XNLI language {language!r}; XNLI has {XNLI_LANGUAGES}")
+            raise InputError(f"unknown XNLI language {language!r}; XNLI has {XNLI_LANGUAGES}")
         self.language = language
 
         def split(file, folder):
@@ -791,16 +792,16 @@ class GenericTask(Task):
                  index_column: Optional[Column] = None):
         super().__init__()
         if file_format is not None and file_format.lower().lstrip(".") not in FILE_FORMATS:
-            raise ValueError(f"file_format must be one of {FILE_FORMATS} or None, got "
+            raise InputError(f"file_format must be one of {FILE_FORMATS} or None, got "
                              f"{file_format!r}")
         if regression and (multi_label or labels is not None):
-            raise ValueError("regression=True takes neither labels nor multi_label")
+            raise InputError("regression=True takes neither labels nor multi_label")
         if labels is not None:
             labels = [str(name) for name in labels]
             if not labels or len(set(labels)) != len(labels):
-                raise ValueError(f"labels must be distinct class names, got {labels}")
+                raise InputError(f"labels must be distinct class names, got {labels}")
         if multi_label and not label_separator:
-            raise ValueError("label_separator must not be empty")
+            raise InputError("label_separator must not be empty")
         self.name = "generic"
         self.columns = Columns(text_a_column, text_b_column, label_column, index_column)
         self.file_format = None if file_format is None else file_format.lower().lstrip(".")
@@ -833,7 +834,7 @@ class GenericTask(Task):
             raise _missing(os.path.join(data_dir, f"{stem}.{'|'.join(formats)}"),
                            "the generic task reads train, dev and test files in data_dir")
         if len(found) > 1:
-            raise ValueError(f"several {stem} files in {data_dir}: {found}; choose with "
+            raise InputError(f"several {stem} files in {data_dir}: {found}; choose with "
                              f"file_format=")
         return found[0]
 
@@ -876,7 +877,7 @@ class GenericTask(Task):
             self._path(data_dir, "train")
         except FileNotFoundError:
             if required:
-                raise ValueError(f"the labels are not known: pass labels= (the list saved with "
+                raise InputError(f"the labels are not known: pass labels= (the list saved with "
                                  f"the model) or put the training file in {data_dir}") from None
             return
         logger.info("Collecting the labels from the training file in %s", data_dir)
@@ -924,7 +925,7 @@ def get_task(task_name: str, **options) -> Task:
     key = str(task_name).strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in TASK_NAMES:
-        raise ValueError(f"unknown task {task_name!r}; known tasks: {', '.join(TASK_NAMES)}")
+        raise InputError(f"unknown task {task_name!r}; known tasks: {', '.join(TASK_NAMES)}")
     if key == "generic":
         return GenericTask(**options)
     if key == "xnli":

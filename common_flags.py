@@ -1,8 +1,9 @@
 """Command-line flags shared by the scripts, defined once with the original names and defaults.
 
-Each script calls the `define_*` functions it needs at import time, calls
-`apply_script_flags(__name__)` first in its `main()`, and reads FLAGS only there; library modules
-never read FLAGS. The helpers at the bottom turn parsed flags into the runner's arguments.
+Each script calls the `define_*` functions it needs at import time, reads FLAGS only in its
+`main()`, and ends with `common_flags.run(main)`, the one entry point of every script (see "One
+error path" below); library modules never read FLAGS. The helpers at the bottom turn parsed flags
+into the runner's arguments.
 
 Several scripts in one process
 ------------------------------
@@ -17,7 +18,7 @@ default (run_squad.py with --max_seq_length=128). So:
 - each definition here records the defining script's own declaration (default and help) beside
   absl's single flag, and `apply_script_flags(script)` makes every flag that script defined hold
   its declaration again: a value given on the command line (or set with FLAGS.name = value) is
-  kept, the others take the script's default. Each script's main() calls it first, so a script
+  kept, the others take the script's default. `run_main` calls it before main(), so a script
   runs with its own defaults whatever was imported before it;
 - what one process cannot hold per script is an error when the flag is defined
   (FlagConflictError): a type, enum values or bounds other than those of the flag already defined
@@ -28,12 +29,27 @@ default (run_squad.py with --max_seq_length=128). So:
 Help that differs between scripts is deliberately not an error: the names above mean different
 things in different scripts, and a script's --help shows its own text (it is alone in the process,
 and its flags are registered as its key flags so that --help lists them).
+
+One error path
+--------------
+`run(main)` replaces absl's `app.run(main)` in every script. absl parses the command line (a
+malformed or missing flag prints absl's usage message), then `run_main` calls main() with the
+script's own defaults. An expected error, which the user can fix and which names what to fix, is
+printed as one line, `ERROR: <message>`, on stderr, with exit status 1 and no traceback:
+errors.InputError and its subclasses (bad data, flags, vocabularies, configs, checkpoints), the
+OSErrors of a named file that is missing or cannot be read (FileNotFoundError,
+IsADirectoryError, NotADirectoryError, PermissionError), TensorFlow's NotFoundError and
+PermissionDeniedError (a gs:// path), and absl's flag errors raised inside main(). Any other
+exception is a bug and propagates with its traceback.
 """
 
+import functools
 import sys
 from typing import Any, NamedTuple
 
-from absl import flags
+from absl import app, flags
+
+from errors import InputError
 
 # TensorFlow (and the runner) are imported only by the functions that need them, so that the
 # data-preparation scripts, which never touch a model, start in a fraction of a second.
@@ -42,7 +58,8 @@ FLAGS = flags.FLAGS
 
 
 class FlagConflictError(ValueError):
-    """A definition one process cannot hold beside an earlier one (see the module docstring)."""
+    """A definition one process cannot hold beside an earlier one (see the module docstring): a
+    script's code is wrong, not its user's input, so no errors.InputError."""
 
 
 # {(script, name): the flag as that script declared it: an absl Flag, never registered}
@@ -124,11 +141,56 @@ DEFINE_enum = _per_script(flags.DEFINE_enum)
 def apply_script_flags(script):
     """Makes every flag `script` (a module's __name__) defined hold that script's default and
     help. A flag given on the command line, or set with FLAGS.name = value, keeps its value; the
-    others take the script's default. Call it first in main(), before reading FLAGS."""
+    others take the script's default. run_main calls it before main() reads FLAGS."""
     for (owner, name), declared in _DECLARED.items():
         if owner == script:
             FLAGS[name].help = declared.help
             FLAGS.set_default(name, declared.default)
+
+
+# OSErrors a user fixes by naming another file, or by making it readable; reported only when they
+# carry the file's name (open() and os functions set it).
+_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def error_message(error):
+    """The `ERROR:` line's text for an expected error (see the module docstring), else None."""
+    if isinstance(error, (InputError, flags.ValidationError, flags.IllegalFlagValueError)):
+        return str(error)
+    if isinstance(error, _FILE_ERRORS) and error.filename is not None:
+        names = str(error.filename) + ("" if error.filename2 is None
+                                       else f" -> {error.filename2}")
+        return f"{error.strerror or type(error).__name__}: {names}"
+    # Only if TensorFlow is loaded already: the data-preparation scripts never import it.
+    tf = sys.modules.get("tensorflow")
+    tf_errors = getattr(tf, "errors", None)
+    if tf_errors is not None and isinstance(
+            error, (tf_errors.NotFoundError, tf_errors.PermissionDeniedError)):
+        return error.message.strip()
+    return None
+
+
+def run_main(main, argv):
+    """main(argv) as the command line runs it, once absl has parsed the flags: with the script's
+    own flag defaults (apply_script_flags of main's module), and an expected error printed as one
+    `ERROR: <message>` line on stderr. Returns main's return value (the exit status), or 1 after
+    an expected error; any other exception propagates with its traceback."""
+    apply_script_flags(main.__module__)
+    try:
+        return main(argv)
+    except Exception as e:  # pylint: disable=broad-except
+        message = error_message(e)
+        if message is None:
+            raise
+    sys.stdout.flush()
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def run(main):
+    """The entry point of every script, in place of absl's app.run(main): absl parses the
+    command line, then run_main(main, argv); exits with its status."""
+    app.run(functools.partial(run_main, main))
 
 
 def define_model_flags(max_seq_length=128):
@@ -195,7 +257,8 @@ def define_precision_flag():
 
 
 def define_runner_flags(save_checkpoints_steps=1000):
-    """Strategy, precision, checkpointing and loop flags of the shared runner."""
+    """Strategy, precision, checkpointing, loop and memory flags of the shared runner; the
+    scripts pass --precision and --gradient_checkpointing to the model they build."""
     define_strategy_flags()
     define_precision_flag()
     define_output_dir()
@@ -208,6 +271,11 @@ def define_runner_flags(save_checkpoints_steps=1000):
     DEFINE_integer("gradient_accumulation_steps", 1,
                    "Split each batch of --train_batch_size into this many micro-batches "
                    "and accumulate their gradients: the same update with less memory.")
+    DEFINE_bool("gradient_checkpointing", False,
+                "Recompute each Transformer layer's activations in the backward pass instead "
+                "of keeping them from the forward pass: far less activation memory (long "
+                "sequences, large models) for about one more forward pass per step; the same "
+                "gradients.")
     DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                 "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
 
@@ -246,7 +314,7 @@ def fine_tuning_steps(num_examples, train_batch_size, num_train_epochs, warmup_p
     """(num_train_steps, num_warmup_steps) from the epoch flags, as the original computed them."""
     num_train_steps = int(num_examples / train_batch_size * num_train_epochs)
     if num_train_steps < 1:
-        raise ValueError(f"{num_examples} training examples / --train_batch_size="
+        raise InputError(f"{num_examples} training examples / --train_batch_size="
                          f"{train_batch_size} x --num_train_epochs={num_train_epochs} is less "
                          f"than one step")
     return num_train_steps, int(num_train_steps * warmup_proportion)
@@ -282,9 +350,10 @@ def bert_config_from_flags(f):
     import modeling  # pylint: disable=import-outside-toplevel
     config = modeling.BertConfig.from_json_file(f.bert_config_file)
     if f.max_seq_length > config.max_position_embeddings:
-        raise ValueError(f"Cannot use sequence length {f.max_seq_length} because the BERT model "
+        raise InputError(f"Cannot use sequence length {f.max_seq_length} because the BERT model "
                          f"was only trained up to sequence length "
-                         f"{config.max_position_embeddings} ({f.bert_config_file})")
+                         f"{config.max_position_embeddings} (--max_seq_length={f.max_seq_length}; "
+                         f"max_position_embeddings in {f.bert_config_file})")
     return config
 
 

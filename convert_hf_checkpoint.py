@@ -29,6 +29,7 @@ without a row are reported, missing or misshapen ones stop the conversion with t
 An existing non-empty --output_dir is refused unless --overwrite is given.
 """
 
+import errno
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from absl import flags
 
 import checkpoints
 import common_flags
+from errors import InputError
 import file_io
 import modeling
 
@@ -57,8 +59,13 @@ HF_TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 HF_TOKENIZER_JSON_NAME = "tokenizer.json"
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """The weights or config cannot be converted; the message names every offending tensor."""
+
+
+class MissingPackageError(InputError, ImportError):
+    """The weights' format needs a package that is not installed; the message says which. An
+    InputError, so that the command line reports it in one line, and an ImportError."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -547,8 +554,6 @@ def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"not found: {path}") from None
     except json.JSONDecodeError as e:
         raise ConversionError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
 
@@ -557,8 +562,8 @@ def _import_safetensors_numpy():
     try:
         import safetensors.numpy  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise ImportError("reading or writing .safetensors needs the safetensors package: "
-                          "pip install safetensors") from None
+        raise MissingPackageError("reading or writing .safetensors needs the safetensors "
+                                  "package: pip install safetensors") from None
     return safetensors.numpy
 
 
@@ -590,8 +595,8 @@ def _load_torch(path):
     try:
         import torch  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise ImportError(f"reading {os.path.basename(path)} needs PyTorch: pip install torch "
-                          "(or convert the model to model.safetensors)") from None
+        raise MissingPackageError(f"reading {os.path.basename(path)} needs PyTorch: pip install "
+                                  "torch (or convert the model to model.safetensors)") from None
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ConversionError(f"{path}: expected a state_dict (name -> tensor), got "
@@ -604,7 +609,7 @@ def _load_torch(path):
 def load_hf_weights(path):
     """{name: numpy array} of an HF weights file: .safetensors, .bin/.pt, or a sharded .index.json."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"HF weights file not found: {path}")
+        raise FileNotFoundError(errno.ENOENT, "HF weights file not found", path)
     if path.endswith(".index.json"):
         weight_map = _read_json(path).get("weight_map")
         if not isinstance(weight_map, dict):
@@ -629,7 +634,7 @@ def find_hf_weights(hf_model_dir):
         if os.path.isfile(path):
             return path
     if not os.path.isdir(hf_model_dir):
-        raise FileNotFoundError(f"HF model directory not found: {hf_model_dir}")
+        raise FileNotFoundError(errno.ENOENT, "HF model directory not found", hf_model_dir)
     raise ConversionError(f"{hf_model_dir}: no {HF_SAFETENSORS_NAME} or {HF_TORCH_NAME} (found: "
                           f"{sorted(os.listdir(hf_model_dir))}); pass --hf_weights_file")
 
@@ -682,7 +687,8 @@ def convert_hf_to_bert(output_dir, hf_model_dir=None, hf_weights_file=None, hf_c
     weights_file = hf_weights_file or find_hf_weights(hf_model_dir)
     config_file = hf_config_file or os.path.join(source_dir, HF_CONFIG_NAME)
     if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"HF config not found: {config_file} (pass --hf_config_file)")
+        raise FileNotFoundError(errno.ENOENT, "HF config not found (pass --hf_config_file)",
+                                config_file)
     hf_config = _read_json(config_file)
     config = bert_config_from_hf(hf_config, source=config_file)
 
@@ -785,10 +791,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
-    try:
-        report = _run()
-    except (ValueError, FileNotFoundError, ImportError) as e:  # ConversionError, CheckpointError
-        raise SystemExit(f"ERROR: {e}") from e
+    report = _run()
     for warning in report.warnings:
         print(f"WARNING: {warning}")
     return 0
@@ -816,4 +819,4 @@ def _run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run(main)

@@ -38,9 +38,10 @@ import threading
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import common_flags
+from errors import InputError
 import file_io
 import records
 import tokenization
@@ -104,7 +105,7 @@ class Settings:
         if self.dupe_factor < 1:
             problems.append("--dupe_factor must be at least 1")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise InputError("; ".join(problems))
 
 
 @dataclasses.dataclass
@@ -465,7 +466,7 @@ def _decode(piece):
     except UnicodeDecodeError as err:
         line = piece.first_line + piece.data.count(b"\n", 0, err.start)
         column = err.start - (piece.data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise ValueError(
+        raise InputError(
             "%s line %d, column %d: not valid UTF-8 (byte 0x%02x); the input must be UTF-8 text"
             % (piece.path, line, column, piece.data[err.start])) from None
 
@@ -642,7 +643,7 @@ def check_vocab(vocab_file):
     vocab = tokenization.load_vocab(vocab_file)
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
     if missing:
-        raise ValueError("%s lacks the special tokens %s that pretraining data needs (a BERT "
+        raise InputError("%s lacks the special tokens %s that pretraining data needs (a BERT "
                          "vocab.txt has [PAD], [UNK], [CLS], [SEP], [MASK])"
                          % (vocab_file, ", ".join(missing)))
 
@@ -665,7 +666,7 @@ def create_pretraining_data(input_patterns, output_paths, settings, num_workers=
             outputs.advance(counts.instances)
             progress.update(counts)
         if progress.counts.instances == 0:
-            raise ValueError("no instances: %s hold%s no text" % (
+            raise InputError("no instances: %s hold%s no text" % (
                 ", ".join(paths), "s" if len(paths) == 1 else ""))
     except BaseException:
         outputs.abort()
@@ -696,4 +697,4 @@ if __name__ == "__main__":
     flags.mark_flag_as_required("input_file")
     flags.mark_flag_as_required("output_file")
     flags.mark_flag_as_required("vocab_file")
-    app.run(main)
+    common_flags.run(main)

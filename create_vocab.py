@@ -70,11 +70,12 @@ This script does not import TensorFlow for local files (it starts in well under 
 import collections
 import heapq
 import os
-import sys
 import time
 
 from absl import app, flags, logging
 
+import common_flags
+from errors import InputError
 import file_io
 import tokenization
 
@@ -128,7 +129,7 @@ _SHIFT = 32
 _MASK = (1 << _SHIFT) - 1
 
 
-class VocabSizeError(ValueError):
+class VocabSizeError(InputError):
     """The requested vocabulary cannot hold the special tokens and every needed character."""
 
 
@@ -209,7 +210,7 @@ def count_words_in_files(paths, do_lower_case=True):
         if sum(words.values()) == before:
             logging.warning("Input file %s contains no words", path)
     if not words:
-        raise ValueError("The input contains no words: %s" % ", ".join(paths))
+        raise InputError("The input contains no words: %s" % ", ".join(paths))
     return words
 
 
@@ -221,7 +222,7 @@ def count_words_in_files(paths, do_lower_case=True):
 def reserved_tokens(num_unused=99):
     """[PAD], [unused0..num_unused-1], [UNK], [CLS], [SEP], [MASK]."""
     if num_unused < 0:
-        raise ValueError("num_unused must be >= 0, got %d" % num_unused)
+        raise InputError("num_unused must be >= 0, got %d" % num_unused)
     return [PAD_TOKEN] + ["[unused%d]" % i for i in range(num_unused)] + list(SPECIAL_TOKENS)
 
 
@@ -293,7 +294,7 @@ def _alphabet(word_counts, max_pieces, min_char_frequency):
     forms (``c`` and ``##c``)."""
     chars = select_characters(word_counts, min_char_frequency)
     if not chars:
-        raise ValueError("No character is seen at least %d times (in words of at most %d "
+        raise InputError("No character is seen at least %d times (in words of at most %d "
                          "characters): nothing to learn" % (min_char_frequency,
                                                              MAX_INPUT_CHARS_PER_WORD))
     if 2 * len(chars) > max_pieces:
@@ -652,13 +653,10 @@ def main(argv):
     for name in ("input_file", "output_file"):
         if not getattr(FLAGS, name):
             raise app.UsageError("--%s is required" % name)
-    try:
-        run(FLAGS.input_file, FLAGS.output_file, FLAGS.vocab_size, FLAGS.do_lower_case,
-            FLAGS.num_unused, FLAGS.min_char_frequency, FLAGS.min_word_frequency, FLAGS.scoring,
-            FLAGS.pad_to_vocab_size)
-    except (ValueError, OSError) as err:
-        sys.exit("create_vocab.py: error: %s" % err)
+    run(FLAGS.input_file, FLAGS.output_file, FLAGS.vocab_size, FLAGS.do_lower_case,
+        FLAGS.num_unused, FLAGS.min_char_frequency, FLAGS.min_word_frequency, FLAGS.scoring,
+        FLAGS.pad_to_vocab_size)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run(main)

@@ -49,9 +49,10 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 import checkpoints
+import common_flags
 import file_io
 import modeling
 import tokenization
@@ -530,4 +531,4 @@ def report(checks):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    common_flags.run(main)

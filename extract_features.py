@@ -102,6 +102,7 @@ from absl import app, flags, logging
 
 import checkpoints
 import common_flags
+from errors import InputError
 import file_io
 import kernels
 import modeling
@@ -173,15 +174,15 @@ def parse_layers(layers, num_hidden_layers):
     else:
         items = list(layers)
     if not items:
-        raise ValueError("--layers is empty; give comma-separated layer indexes such as -1,-2")
+        raise InputError("--layers is empty; give comma-separated layer indexes such as -1,-2")
     indexes = []
     for item in items:
         try:
             index = int(item)
         except (TypeError, ValueError):
-            raise ValueError(f"--layers: {item!r} is not an integer") from None
+            raise InputError(f"--layers: {item!r} is not an integer") from None
         if not -num_hidden_layers <= index < num_hidden_layers:
-            raise ValueError(f"--layers: {index} is out of range for a model with "
+            raise InputError(f"--layers: {index} is out of range for a model with "
                              f"{num_hidden_layers} layers (use -{num_hidden_layers} .. "
                              f"{num_hidden_layers - 1}; -1 is the last)")
         indexes.append(index)
@@ -241,7 +242,7 @@ def read_examples(input_file, tokenizer, max_seq_length):
     Raises ValueError naming the file and line for bytes that are not UTF-8.
     """
     if not tf.io.gfile.exists(input_file):
-        raise FileNotFoundError(f"--input_file {input_file} does not exist")
+        raise InputError(f"--input_file {input_file} does not exist")
     ids = array.array("i")
     offsets = [0]
     type_starts = []
@@ -298,7 +299,7 @@ class FeatureExtractor:
     def __init__(self, config, init_checkpoint, layer_indexes, pooling="none",
                  compute_dtype=tf.float32, strategy=None):
         if pooling not in POOLINGS:
-            raise ValueError(f"--pooling={pooling!r}; expected one of {', '.join(POOLINGS)}")
+            raise InputError(f"--pooling={pooling!r}; expected one of {', '.join(POOLINGS)}")
         self.config = config
         self.layer_indexes = parse_layers(layer_indexes, config.num_hidden_layers)
         self.pooling = pooling
@@ -324,11 +325,11 @@ class FeatureExtractor:
     def check_ids(self, examples):
         """ValueError unless every token id and segment id fits the model's config."""
         if examples.num_tokens and int(examples.token_ids.max()) >= self.config.vocab_size:
-            raise ValueError(f"token id {int(examples.token_ids.max())} is beyond the model's "
+            raise InputError(f"token id {int(examples.token_ids.max())} is beyond the model's "
                              f"vocab_size ({self.config.vocab_size}); do --vocab_file and "
                              "--bert_config_file belong together?")
         if examples.num_pairs and self.config.type_vocab_size < 2:
-            raise ValueError("the input has `text_a ||| text_b` pairs but the model's "
+            raise InputError("the input has `text_a ||| text_b` pairs but the model's "
                              f"type_vocab_size is {self.config.type_vocab_size}")
 
     def _outputs(self, input_ids, input_mask, segment_ids):
@@ -683,21 +684,21 @@ class Extractor:
                  do_lower_case=True, max_seq_length=128, batch_size=32, pooling="none",
                  compute_dtype=tf.float32, strategy=None):
         if not bert_config_file:
-            raise ValueError("--bert_config_file is required")
+            raise InputError("--bert_config_file is required")
         if not vocab_file:
-            raise ValueError("--vocab_file is required")
+            raise InputError("--vocab_file is required")
         if batch_size < 1:
-            raise ValueError(f"--batch_size={batch_size} must be at least 1")
+            raise InputError(f"--batch_size={batch_size} must be at least 1")
         if pooling not in POOLINGS:
-            raise ValueError(f"--pooling={pooling!r}; expected one of {', '.join(POOLINGS)}")
+            raise InputError(f"--pooling={pooling!r}; expected one of {', '.join(POOLINGS)}")
         config = modeling.BertConfig.from_json_file(bert_config_file)
         layer_indexes = parse_layers(layers, config.num_hidden_layers)
         if max_seq_length > config.max_position_embeddings:
-            raise ValueError(f"Cannot use sequence length {max_seq_length} because the BERT model "
+            raise InputError(f"Cannot use sequence length {max_seq_length} because the BERT model "
                              f"was only trained up to sequence length "
                              f"{config.max_position_embeddings} ({bert_config_file})")
         if max_seq_length < 3:
-            raise ValueError(f"--max_seq_length={max_seq_length} leaves no room for text: it must "
+            raise InputError(f"--max_seq_length={max_seq_length} leaves no room for text: it must "
                              "be at least 3 ([CLS] A [SEP] B [SEP] with one word piece)")
         if not init_checkpoint:
             raise checkpoints.CheckpointError(_NO_CHECKPOINT)
@@ -719,10 +720,10 @@ class Extractor:
     def extract_file(self, input_file, output_file, output_format="jsonl", progress=True):
         """Reads input_file, writes output_file. Returns a summary dict."""
         if output_format not in SINKS:
-            raise ValueError(f"--output_format={output_format!r}; expected one of "
+            raise InputError(f"--output_format={output_format!r}; expected one of "
                              f"{', '.join(OUTPUT_FORMATS)}")
         if not output_file:
-            raise ValueError("--output_file is required")
+            raise InputError("--output_file is required")
         started = time.perf_counter()
         examples = read_examples(input_file, self.tokenizer, self.max_seq_length)
         self.model.check_ids(examples)
@@ -786,9 +787,9 @@ def run(input_file, output_file, bert_config_file, init_checkpoint, vocab_file,
         if not values[name]:
             if name == "init_checkpoint":
                 raise checkpoints.CheckpointError(_NO_CHECKPOINT)
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
     if output_format not in SINKS:
-        raise ValueError(f"--output_format={output_format!r}; expected one of "
+        raise InputError(f"--output_format={output_format!r}; expected one of "
                          f"{', '.join(OUTPUT_FORMATS)}")
     extractor = Extractor(bert_config_file, init_checkpoint, vocab_file, layers, do_lower_case,
                           max_seq_length, batch_size, pooling, compute_dtype, strategy)
@@ -798,24 +799,20 @@ def run(input_file, output_file, bert_config_file, init_checkpoint, vocab_file,
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
-    try:
-        for name in REQUIRED_FLAGS:  # before building a strategy (TPU start-up takes a while)
-            if not getattr(f, name):
-                if name == "init_checkpoint":
-                    raise checkpoints.CheckpointError(_NO_CHECKPOINT)
-                raise ValueError(f"--{name} is required")
-        checkpoints.resolve(f.init_checkpoint)
-        strategy = common_flags.strategy_from_flags(f)
-        run(f.input_file, f.output_file, f.bert_config_file, f.init_checkpoint, f.vocab_file,
-            f.layers, f.do_lower_case, f.max_seq_length, f.batch_size, f.output_format,
-            f.pooling, common_flags.compute_dtype_from_flags(f), strategy)
-    except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
-        raise SystemExit(f"ERROR: {e}") from e
+    for name in REQUIRED_FLAGS:  # before building a strategy (TPU start-up takes a while)
+        if not getattr(f, name):
+            if name == "init_checkpoint":
+                raise checkpoints.CheckpointError(_NO_CHECKPOINT)
+            raise InputError(f"--{name} is required")
+    checkpoints.resolve(f.init_checkpoint)
+    strategy = common_flags.strategy_from_flags(f)
+    run(f.input_file, f.output_file, f.bert_config_file, f.init_checkpoint, f.vocab_file,
+        f.layers, f.do_lower_case, f.max_seq_length, f.batch_size, f.output_format,
+        f.pooling, common_flags.compute_dtype_from_flags(f), strategy)
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run(main)

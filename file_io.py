@@ -8,7 +8,10 @@ SQuAD readers.
 import contextlib
 import glob as _glob
 import os
+import shutil
 import uuid
+
+from errors import InputError
 
 
 def is_remote(path) -> bool:
@@ -50,7 +53,7 @@ def glob(pattern):
     return sorted(_glob.glob(pattern))
 
 
-class InputFileError(ValueError):
+class InputFileError(InputError):
     """A file pattern of a flag that names no file to read.
 
     The message starts with the flag and quotes the pattern, e.g.
@@ -163,3 +166,67 @@ def write_text_atomically(path, text):
     """Writes `text` to `path` through atomic_open."""
     with atomic_open(path, "wb") as f:
         f.write(text.encode("utf-8"))
+
+
+def _remove_tree_quietly(path):
+    """Removes `path` (a directory and what it holds, or a file) if it exists; errors are
+    ignored."""
+    try:
+        if is_remote(path):
+            if _gfile().exists(path):
+                _gfile().rmtree(path)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+def _rename_directory(src, dst):
+    """Moves the directory `src` to `dst` (which must not exist): one rename locally; file by file
+    on other filesystems, whose renames move single objects (gs://) or names (ram://)."""
+    if not is_remote(dst):
+        os.rename(src, dst)
+        return
+    gfile = _gfile()
+    for folder, _, files in gfile.walk(src):
+        target = dst + folder[len(src):]
+        gfile.makedirs(target)
+        for name in files:
+            gfile.rename(f"{folder}/{name}", f"{target}/{name}")
+    gfile.rmtree(src)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, overwrite=False):
+    """A temporary directory name next to `path` to write a directory into (a SavedModel, ...),
+    renamed to `path` when the block ends without an exception (removed if it raises): readers
+    see no directory or a complete one, never half of one.
+
+    An existing `path` is an InputError unless `overwrite`; then the old directory is moved aside
+    and removed once the new one is in place. A local rename is atomic; on other filesystems
+    (gs://) files are moved one by one, so there it only keeps a failed write from leaving
+    anything at `path`.
+    Creates the parent of a local `path`.
+    """
+    exists = _gfile().exists(path) if is_remote(path) else os.path.lexists(path)
+    if exists and not overwrite:
+        raise InputError(f"{path} already exists (remove it, or choose another directory)")
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temp, old = temp_name(path), temp_name(path)
+    try:
+        yield temp
+        if exists:
+            _rename_directory(path, old)
+            try:
+                _rename_directory(temp, path)
+            except BaseException:
+                _rename_directory(old, path)  # put the old one back
+                raise
+        else:
+            _rename_directory(temp, path)
+    finally:
+        _remove_tree_quietly(temp)
+        _remove_tree_quietly(old)

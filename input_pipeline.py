@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from errors import InputError
 import file_io
 
 # -- Input pipeline --------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def check_tfrecord_features(input_files, name_to_features, expected_by=None):
     Returns:
       The files that hold at least one record (empty files are logged and skipped).
     Raises:
-      ValueError naming the file and, for a mismatch, the feature, what was found and what was
+      InputError naming the file and, for a mismatch, the feature, what was found and what was
       expected; also for a file that is not a readable TFRecord file of tf.train.Example, and when
       no file holds a record.
     """
@@ -71,14 +72,14 @@ def check_tfrecord_features(input_files, name_to_features, expected_by=None):
         try:
             example.ParseFromString(record)
         except Exception:  # google.protobuf.message.DecodeError
-            raise ValueError(f"{path}: the first record is not a tf.train.Example") from None
+            raise InputError(f"{path}: the first record is not a tf.train.Example") from None
         for name, spec in name_to_features.items():
             problem = _feature_problem(name, spec, example.features.feature, expected_by.get(name))
             if problem:
-                raise ValueError(f"{path}: {problem}")
+                raise InputError(f"{path}: {problem}")
         non_empty.append(path)
     if not non_empty:
-        raise ValueError("no input file holds a record: " + ", ".join(input_files))
+        raise InputError("no input file holds a record: " + ", ".join(input_files))
     return non_empty
 
 
@@ -88,7 +89,7 @@ def _first_record(path):
         for record in tf.data.TFRecordDataset(path).take(1):
             return record.numpy()
     except tf.errors.OpError as e:
-        raise ValueError(f"{path}: not a readable TFRecord file ({e.message.strip()})") from None
+        raise InputError(f"{path}: not a readable TFRecord file ({e.message.strip()})") from None
     return None
 
 

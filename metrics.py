@@ -1,8 +1,12 @@
-"""Evaluation metrics for classification, regression and multi-label tasks (numpy only).
+"""Evaluation metrics for classification, regression, multi-label and tagging tasks (numpy only).
 
 The metrics GLUE reports: accuracy, binary F1, Matthews correlation (CoLA), Pearson and Spearman
 correlation (STS-B), plus macro F1 and the multi-label pair (micro F1, exact match) for the generic
 task. `compute` evaluates the metrics a task names (`classifier_data.Task.metric_names`).
+
+Tagging (run_ner.py): entity-level precision, recall and F1, overall and per entity type, as
+conlleval reports them (an entity counts when its span and type are exactly right), and token
+accuracy; `tagging_metrics` gives them for sentences of tags (see "Entities" below).
 
 Inputs are sequences or numpy arrays of equal length. For classification both `labels` and
 `predictions` are class indices (any hashable values work for accuracy, MCC and macro F1); for
@@ -210,4 +214,165 @@ def compute(metric_names: Sequence[str], labels, predictions,
             results[name] = f1_macro(labels, predictions, num_classes=num_classes)
         else:
             results[name] = METRICS[name](labels, predictions)
+    return results
+
+
+# -- Entities in tag sequences ----------------------------------------------------------------------
+#
+# A chunk tag is "O" or <prefix>-<type> with the prefix B, I, E or S. conlleval (the CoNLL shared
+# tasks' scorer, which seqeval's default mode follows) reads entities off the tags with rules that
+# serve IOB1, IOB2 (BIO) and IOBES alike: an entity starts at B- or S-, at an I- or E- after O, E-
+# or S-, or where the type changes; it ends before B-, S- or O after B- or I-, after E- or S-, or
+# where the type changes. So "I-PER I-PER" (IOB1, or an IOB2 tagger's slip) is one PER entity, and
+# "I-PER B-PER" two. Strict mode (`scheme="IOB2"` or "IOBES", seqeval's mode="strict") counts only
+# well-formed entities: B-X I-X..., and for IOBES S-X or B-X (I-X...) E-X; a tag of another prefix
+# is a ValueError there.
+
+OUTSIDE = "O"
+CHUNK_PREFIXES = "BIES"
+STRICT_SCHEMES = {"IOB2": "BIO", "IOBES": "BIOES"}   # scheme -> the prefixes it allows
+
+
+def is_chunk_tag(tag) -> bool:
+    return tag == OUTSIDE or (len(tag) > 2 and tag[0] in CHUNK_PREFIXES and tag[1] == "-")
+
+
+def _split_tag(tag):
+    """(prefix, type): ("O", "") for O, ("B", "PER") for B-PER."""
+    if not is_chunk_tag(tag):
+        raise ValueError(f"{tag!r} is not a chunk tag (O, or B-, I-, E-, S- and a type)")
+    return (OUTSIDE, "") if tag == OUTSIDE else (tag[0], tag[2:])
+
+
+def _chunk_ends(prev, prefix, prev_type, type_):
+    """conlleval's endOfChunk: an entity ended at the previous tag."""
+    return (prev in "ES" or (prev in "BI" and prefix in "BSO")
+            or (prev != OUTSIDE and prev_type != type_))
+
+
+def _chunk_starts(prev, prefix, prev_type, type_):
+    """conlleval's startOfChunk: an entity starts at this tag."""
+    return (prefix in "BS" or (prev in "ESO" and prefix in "EI")
+            or (prefix != OUTSIDE and prev_type != type_))
+
+
+def _conlleval_spans(parsed):
+    spans, prev, prev_type, start = [], OUTSIDE, "", 0
+    for i, (prefix, type_) in enumerate(parsed + [(OUTSIDE, "")]):
+        if _chunk_ends(prev, prefix, prev_type, type_):
+            spans.append((prev_type, start, i - 1))
+        if _chunk_starts(prev, prefix, prev_type, type_):
+            start = i
+        prev, prev_type = prefix, type_
+    return spans
+
+
+def _strict_spans(parsed, scheme):
+    """seqeval's strict mode: B-X then a run of I-X (IOBES: ending in E-X), or S-X."""
+    inside = "I" if scheme == "IOB2" else "IE"
+    spans, i = [], 0
+    while i < len(parsed):
+        prefix, type_ = parsed[i]
+        if prefix == "S":
+            spans.append((type_, i, i))
+        if prefix != "B":
+            i += 1
+            continue
+        j = i + 1   # the run continues until a tag of another type or prefix, or after an E-
+        while (j < len(parsed) and parsed[j][1] == type_ and parsed[j][0] in inside
+               and parsed[j - 1][0] != "E"):
+            j += 1
+        if scheme == "IOB2" or parsed[j - 1][0] == "E":
+            spans.append((type_, i, j - 1))
+        i = j
+    return spans
+
+
+def entity_spans(tags, scheme=None):
+    """[(type, first, last)] of the entities in one sentence's tags (`last` inclusive), in order.
+
+    scheme None: conlleval's reading (any of IOB1, IOB2, IOBES); "IOB2" or "IOBES": strict.
+    """
+    parsed = [_split_tag(tag) for tag in tags]
+    if scheme is None:
+        return _conlleval_spans(parsed)
+    allowed = STRICT_SCHEMES[scheme]
+    for tag, (prefix, _) in zip(tags, parsed):
+        if prefix not in allowed:
+            raise ValueError(f"{tag!r} is not an {scheme} tag")
+    return _strict_spans(parsed, scheme)
+
+
+def _check_sentences(gold, predicted):
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
+    for k, (g, p) in enumerate(zip(gold, predicted)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {k}: {len(g)} gold tags but {len(p)} predicted")
+
+
+def _scores(correct, predicted, gold):
+    """precision, recall, F1 (each 0.0 where undefined, as conlleval and seqeval report)."""
+    return {"precision": correct / predicted if predicted else 0.0,
+            "recall": correct / gold if gold else 0.0,
+            "f1": _f1_from_counts(correct, predicted - correct, gold - correct)}
+
+
+def entity_scores(gold, predicted, scheme=None, types=None):
+    """Entity-level scores of predicted tags against gold tags.
+
+    gold, predicted: sentences, each a sequence of chunk tags (equal lengths). An entity is
+    correct when one of the same type spans exactly the same words in the gold tags. Returns
+    {precision, recall, f1, gold, predicted, correct (entity counts), per_type: {type:
+    {precision, recall, f1, support (gold entities)}}} with the types of `types` (default: those
+    found in gold or predicted tags), sorted.
+    """
+    _check_sentences(gold, predicted)
+    found = {}
+    for side, sentences in (("gold", gold), ("predicted", predicted)):
+        found[side] = {(k, *span) for k, tags in enumerate(sentences)
+                       for span in entity_spans(tags, scheme)}
+    correct = found["gold"] & found["predicted"]
+    results = dict(_scores(len(correct), len(found["predicted"]), len(found["gold"])),
+                   gold=len(found["gold"]), predicted=len(found["predicted"]),
+                   correct=len(correct))
+    if types is None:
+        types = {span[1] for spans in found.values() for span in spans}
+
+    def count(spans, type_):
+        return sum(span[1] == type_ for span in spans)
+
+    results["per_type"] = {
+        type_: dict(_scores(count(correct, type_), count(found["predicted"], type_),
+                            count(found["gold"], type_)), support=count(found["gold"], type_))
+        for type_ in sorted(types)}
+    return results
+
+
+def token_accuracy(gold, predicted) -> float:
+    """The share of words whose predicted tag is the gold tag, over all sentences."""
+    _check_sentences(gold, predicted)
+    return accuracy([t for s in gold for t in s], [t for s in predicted for t in s])
+
+
+def tagging_main_metric(tags) -> str:
+    """What picks the best tagging checkpoint: entity F1 for chunk tags, else token accuracy."""
+    return "f1" if all(is_chunk_tag(tag) for tag in tags) else "accuracy"
+
+
+def tagging_metrics(gold, predicted, tags) -> Dict[str, float]:
+    """run_ner.py's metrics for sentences of gold and predicted tags from the tag set `tags`:
+    accuracy, and for chunk tags precision, recall, f1, gold_entities, predicted_entities,
+    correct_entities and per entity type of the tag set <type>_precision, _recall, _f1,
+    _support."""
+    results = {"accuracy": token_accuracy(gold, predicted)}
+    if tagging_main_metric(tags) != "f1":
+        return results
+    types = {_split_tag(tag)[1] for tag in tags if tag != OUTSIDE}
+    scores = entity_scores(gold, predicted, types=types)
+    results.update({name: scores[name] for name in ("precision", "recall", "f1")})
+    results.update({f"{name}_entities": scores[name]
+                    for name in ("gold", "predicted", "correct")})
+    for type_, values in scores["per_type"].items():
+        results.update({f"{type_}_{name}": value for name, value in values.items()})
     return results

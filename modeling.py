@@ -14,7 +14,8 @@ place in the code (class, and attribute of its parent):
   bert/pooler/dense/...                          Dense               BertModel.pooler
   cls/predictions/...                            MaskedLMHead        BertPretrainer.mlm
   cls/seq_relationship/...                       NextSentenceHead    BertPretrainer.nsp
-  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier
+  output_weights, output_bias                    ClassifierHead      BertClassifier.classifier,
+                                                                     BertTokenClassifier.classifier
   cls/squad/...                                  SpanHead            BertQuestionAnswering.span
 
 Every variable is created with its full original name (`tf.Variable(name=...)`), and
@@ -38,6 +39,7 @@ Dimension legend used in shape comments:
 """
 
 import copy
+import errno
 import json
 import logging
 import math
@@ -47,6 +49,7 @@ import tensorflow as tf
 
 import file_io
 import kernels
+from errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -109,27 +112,27 @@ class BertConfig:
         for key in self._INT_KEYS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{source}: `{key}` must be a positive integer, got {value!r}")
+                raise InputError(f"{source}: `{key}` must be a positive integer, got {value!r}")
         for key in self._FLOAT_KEYS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{source}: `{key}` must be a non-negative number, got {value!r}")
+                raise InputError(f"{source}: `{key}` must be a non-negative number, got {value!r}")
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if getattr(self, key) >= 1:
-                raise ValueError(f"{source}: `{key}` must be below 1, got {getattr(self, key)!r}")
+                raise InputError(f"{source}: `{key}` must be below 1, got {getattr(self, key)!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"{source}: hidden_size ({self.hidden_size}) is not a multiple of "
+            raise InputError(f"{source}: hidden_size ({self.hidden_size}) is not a multiple of "
                              f"num_attention_heads ({self.num_attention_heads})")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"{source}: unknown hidden_act {self.hidden_act!r}; expected one of "
+            raise InputError(f"{source}: unknown hidden_act {self.hidden_act!r}; expected one of "
                              f"{sorted(ACTIVATIONS)}")
 
     @classmethod
     def from_dict(cls, json_object, source="BertConfig.from_dict"):
         if not isinstance(json_object, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
+            raise InputError(f"{source}: expected a JSON object, got {type(json_object).__name__}")
         if "vocab_size" not in json_object:
-            raise ValueError(f"{source}: missing required key `vocab_size` (is this a BERT "
+            raise InputError(f"{source}: missing required key `vocab_size` (is this a BERT "
                              f"bert_config.json? keys found: {sorted(json_object)})")
         known = {"vocab_size", *cls._DEFAULTS}
         config = cls.__new__(cls)
@@ -148,11 +151,14 @@ class BertConfig:
             with tf.io.gfile.GFile(json_file, "r") as reader:
                 text = reader.read()
         except tf.errors.NotFoundError:
-            raise FileNotFoundError(f"BERT config file not found: {json_file}") from None
+            raise FileNotFoundError(errno.ENOENT, "BERT config file not found", json_file) from None
+        except tf.errors.OpError as e:  # a directory, no permission, ...
+            raise InputError(f"{json_file}: cannot read the BERT config file "
+                             f"({e.message.strip()})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{json_file}: not valid JSON (line {e.lineno}, column {e.colno}: "
+            raise InputError(f"{json_file}: not valid JSON (line {e.lineno}, column {e.colno}: "
                              f"{e.msg})") from None
         return cls.from_dict(data, source=json_file)
 
@@ -278,12 +284,12 @@ class LayerNorm(tf.Module):
         return kernels.layer_norm(x, tf.convert_to_tensor(self.gamma),
                                   tf.convert_to_tensor(self.beta))
 
-    def add_and_norm(self, y, bias, residual, dropout_rate, training):
+    def add_and_norm(self, y, bias, residual, dropout_rate, training, key=None):
         """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm."""
         return kernels.dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
                                               tf.convert_to_tensor(self.gamma),
                                               tf.convert_to_tensor(self.beta),
-                                              dropout_rate if training else 0.0)
+                                              dropout_rate if training else 0.0, key)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -318,7 +324,7 @@ class Embeddings(tf.Module):
     def __call__(self, input_ids, token_type_ids, training, compute_dtype):
         seq_length = input_ids.shape[1]
         if seq_length is not None and seq_length > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {seq_length} exceeds max_position_embeddings "
+            raise InputError(f"sequence length {seq_length} exceeds max_position_embeddings "
                              f"({self.config.max_position_embeddings}) of the BERT config")
         x = self._lookup(self.word_embeddings, input_ids)                   # [B, S, H]
         x += self._lookup(self.token_type_embeddings, token_type_ids)       # [B, S, H]
@@ -341,7 +347,8 @@ class SelfAttention(tf.Module):
         self.key = Dense(f"{scope}/key", h, h, r)
         self.value = Dense(f"{scope}/value", h, h, r)
 
-    def __call__(self, x, attention_bias, training):
+    def __call__(self, x, attention_bias, training, key=None):
+        """x [B, S, H], attention_bias [B, 1, 1, T] -> [B, S, H]; key: the attention dropout's."""
         # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
         # concatenated at call time; the variables stay as they are), then one fused pass adds the
         # bias, splits the heads of all three and scales q. Each output column is the same dot
@@ -353,7 +360,7 @@ class SelfAttention(tf.Module):
                                       1.0 / math.sqrt(self.head_size))       # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
         probs = kernels.attention_probs(scores, attention_bias,
-                                        self.dropout_rate if training else 0.0)  # [B, N, F, T]
+                                        self.dropout_rate if training else 0.0, key)  # [B, N, F, T]
         context = tf.matmul(probs, v)                                        # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
@@ -375,13 +382,36 @@ class TransformerLayer(tf.Module):
         self.output = Dense(f"{scope}/output/dense", i, h, r)
         self.output_norm = LayerNorm(f"{scope}/output/LayerNorm", h)
 
-    def __call__(self, x, attention_bias, training):
-        a = self.attention(x, attention_bias, training)                     # [B, S, H]
+    def __call__(self, x, attention_bias, training, recompute=False):
+        """x [B, S, H] in the compute dtype, attention_bias float32 [B, 1, 1, T] -> [B, S, H].
+
+        recompute: keep only x (and the dropout keys) for the backward pass, which runs the layer
+        again to get its activations (`tf.recompute_grad`: the forward pass is not recorded on
+        the gradient tape; the backward pass records the second run and differentiates it). The
+        keys are drawn here, outside both runs, so that the second run drops exactly what the
+        first dropped and the gradients are those without recomputation.
+        """
+        keys = self.dropout_keys(training)
+
+        def forward(x):
+            return self._forward(x, attention_bias, training, keys)
+
+        return tf.recompute_grad(forward)(x) if recompute else forward(x)
+
+    def dropout_keys(self, training):
+        """Fresh keys of the layer's three dropout masks (attention probabilities, attention
+        output, output), in that order; None for a mask without dropout."""
+        rates = (self.attention.dropout_rate, self.dropout_rate, self.dropout_rate)
+        return [kernels.new_dropout_key() if training and rate else None for rate in rates]
+
+    def _forward(self, x, attention_bias, training, keys):
+        a = self.attention(x, attention_bias, training, keys[0])           # [B, S, H]
         x = self.attention_norm.add_and_norm(self.attention_output.product(a),
                                              self.attention_output.bias, x, self.dropout_rate,
-                                             training)
+                                             training, keys[1])
         y = self.output.product(self.intermediate(x))                        # [B, S, I] -> [B, S, H]
-        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training)
+        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training,
+                                             keys[2])
 
 
 class BertOutputs(NamedTuple):
@@ -416,12 +446,19 @@ class BertModel(tf.Module):
       compute_dtype: tf.float32 (default) or tf.bfloat16 for mixed precision.
       use_one_hot_embeddings: look embeddings up with a one-hot matmul (faster on TPU).
       check_ids: verify ids against vocab_size / type_vocab_size on every call.
+      gradient_checkpointing: recompute each Transformer layer's activations in the backward
+        pass instead of keeping them from the forward pass (TransformerLayer's `recompute`):
+        activation memory of about one layer plus the layers' inputs instead of all layers, for
+        about one more forward pass of the encoder per step, and the same gradients. The last
+        layer is not recomputed: its backward pass comes right after the heads', so keeping its
+        activations adds only the heads' (small) to the peak and saves its second run.
     """
 
     def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
-                 check_ids=True):
+                 check_ids=True, gradient_checkpointing=False):
         super().__init__(name=None)
         self.config = config
+        self.gradient_checkpointing = gradient_checkpointing
         self.compute_dtype = tf.as_dtype(compute_dtype)
         if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {compute_dtype}")
@@ -458,8 +495,9 @@ class BertModel(tf.Module):
         attention_bias = (1.0 - tf.cast(input_mask, tf.float32)[:, tf.newaxis, tf.newaxis, :]) \
             * MASK_BIAS
         all_layers = []
-        for layer in self.layers:
-            x = layer(x, attention_bias, training)
+        for i, layer in enumerate(self.layers):
+            recompute = self.gradient_checkpointing and i < len(self.layers) - 1
+            x = layer(x, attention_bias, training, recompute)
             all_layers.append(x)
         first_token = tf.cast(x[:, 0], tf.float32)                           # [B, H]
         pooled = tf.tanh(self.pooler(first_token))                           # [B, H]
@@ -541,14 +579,18 @@ class NextSentenceHead(_OutputLayer):
 
 
 class ClassifierHead(_OutputLayer):
-    """run_classifier's `output_weights` [L, H] / `output_bias` [L] over the dropped-out pooler."""
+    """`output_weights` [L, H] / `output_bias` [L] over the dropped-out pooled output
+    (run_classifier), or over each token of the dropped-out sequence output (run_ner: the
+    original's classifier names, which HF's BertForTokenClassification `classifier.*` convert
+    to as well)."""
 
     def __init__(self, config, num_labels, dropout_rate=0.1):
         super().__init__("", num_labels, config)
         self.dropout_rate = dropout_rate
 
-    def __call__(self, pooled_output, training=False):
-        return self.logits(kernels.dropout(pooled_output, self.dropout_rate, training))  # [B, L]
+    def __call__(self, x, training=False):
+        """x [B, H] -> [B, L], or x [B, S, H] -> [B, S, L]; float32."""
+        return self.logits(kernels.dropout(x, self.dropout_rate, training))
 
 
 class SpanHead(_OutputLayer):
@@ -585,6 +627,17 @@ def classification_loss(logits, labels):
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))
     return tf.reduce_mean(per_example), per_example
+
+
+def token_classification_loss(logits, labels, label_weights):
+    """Softmax cross entropy per token, averaged over the scored tokens (label_weights 1; 0 for
+    a word's later pieces, [CLS], [SEP] and padding). logits [B, S, L], labels int [B, S],
+    label_weights [B, S]. Returns (loss, per_token [B, S], zero where not scored); 0 when no
+    token is scored."""
+    weights = tf.cast(label_weights, tf.float32)
+    per_token = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)) * weights
+    return tf.math.divide_no_nan(tf.reduce_sum(per_token), tf.reduce_sum(weights)), per_token
 
 
 def regression_loss(predictions, labels):
@@ -637,9 +690,11 @@ def soft_multi_label_loss(logits, teacher_logits, temperature=1.0):
 class BertPretrainer(tf.Module):
     """`bert/...` plus `cls/predictions/...` and `cls/seq_relationship/...`: the original graph."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.mlm = MaskedLMHead(config, self.bert.embedding_table)
         self.nsp = NextSentenceHead(config)
 
@@ -661,9 +716,10 @@ class BertClassifier(tf.Module):
     """
 
     def __init__(self, config, num_labels, compute_dtype=tf.float32,
-                 use_one_hot_embeddings=False):
+                 use_one_hot_embeddings=False, gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.classifier = ClassifierHead(config, num_labels, dropout_rate=0.1)
 
     def __call__(self, features, training=False):
@@ -673,13 +729,27 @@ class BertClassifier(tf.Module):
         return self.classifier(out.pooled_output, training)
 
 
+class BertTokenClassifier(BertClassifier):
+    """BertClassifier's variables (`bert/...`, `output_weights` [L, H] / `output_bias` [L])
+    applied to every token instead of the pooled output: a tagger (named entities, chunks, parts
+    of speech). L is the number of tags; dropout 0.1 on the sequence output in training."""
+
+    def __call__(self, features, training=False):
+        """features: input_ids, input_mask, segment_ids int [B, S] -> logits [B, S, L] float32."""
+        out = self.bert(features["input_ids"], features["input_mask"], features["segment_ids"],
+                        training=training)
+        return self.classifier(out.sequence_output, training)
+
+
 class BertQuestionAnswering(tf.Module):
     """`bert/...` plus `cls/squad/output_weights` [2, H] / `cls/squad/output_bias` [2]: the
     original run_squad model (no dropout on the sequence output before the span head)."""
 
-    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False,
+                 gradient_checkpointing=False):
         super().__init__(name=None)
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings,
+                              gradient_checkpointing=gradient_checkpointing)
         self.span = SpanHead(config)
 
     def __call__(self, features, training=False):

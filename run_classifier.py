@@ -106,8 +106,9 @@ dynamic padder (tf.distribute.RunOptions.experimental_enable_dynamic_batch_size,
 so no example is dropped or duplicated.
 
 Bad input fails before training with a message naming the file and line (classifier_data.DataError
-or FileNotFoundError): a row with the wrong number of columns, an unknown label in a dev set, an
-empty file, a missing file for the requested mode. Everything written (results, submissions,
+or FileNotFoundError), printed as one `ERROR:` line (common_flags.run): a row with the wrong number
+of columns, an unknown label in a dev set, an empty file, a missing file for the requested mode.
+Everything written (results, submissions,
 caches, checkpoints) is written atomically.
 """
 
@@ -118,12 +119,13 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 import checkpoints
 import classifier_data
 import classifier_features
 import common_flags
+from errors import InputError
 import file_io
 import input_pipeline
 import metrics
@@ -203,7 +205,6 @@ common_flags.DEFINE_float("gold_label_weight", 0.0,
 GENERIC_OPTIONS = ("text_a_column", "text_b_column", "label_column", "index_column", "file_format",
                    "has_header", "labels", "multi_label", "label_separator", "regression")
 LABEL_LIST_FILE = "label_list.txt"
-EVAL_RESULTS_FILE = "eval_results.txt"
 SOFT_LABELS_FILE = "soft_labels.jsonl"
 DISTILLATION_RESULTS_FILE = "distillation_results.txt"
 AGREEMENT_EXAMPLES = 10000   # teacher agreement is measured on this many transfer examples
@@ -251,7 +252,7 @@ def check_flags(modes, distillation, task_flags, paths, transfer_file):
     """The flag combinations the script refuses; `paths`: {flag name: value} for --vocab_file,
     --bert_config_file, --output_dir and --data_dir."""
     if not (modes.do_train or modes.do_eval or modes.do_predict or modes.do_label_transfer):
-        raise ValueError("At least one of `do_train`, `do_eval`, `do_predict' or "
+        raise InputError("At least one of `do_train`, `do_eval`, `do_predict' or "
                          "`do_label_transfer` must be True.")
     reads_data_dir = (modes.do_eval or modes.do_predict or modes.eval_every_steps
                       or (modes.do_train and not distillation.soft_labels_file))
@@ -259,31 +260,31 @@ def check_flags(modes, distillation, task_flags, paths, transfer_file):
     for name in ("task_name", "vocab_file", "bert_config_file", "output_dir") + (
             ("data_dir",) if reads_data_dir else ()):
         if not values[name]:
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
     check_distillation_flags(modes, distillation, transfer_file)
     if modes.eval_every_steps < 0 or (modes.eval_every_steps and not modes.do_train):
-        raise ValueError(f"--eval_every_steps={modes.eval_every_steps} needs --do_train and must "
+        raise InputError(f"--eval_every_steps={modes.eval_every_steps} needs --do_train and must "
                          "be at least 0")
     key = _task_key(task_flags.task_name)
     if task_flags.generic and key != "generic":
-        raise ValueError(f"--{', --'.join(task_flags.generic)} only apply to --task_name=generic")
+        raise InputError(f"--{', --'.join(task_flags.generic)} only apply to --task_name=generic")
     if task_flags.xnli_language and key != "xnli":
-        raise ValueError("--xnli_language only applies to --task_name=xnli")
+        raise InputError("--xnli_language only applies to --task_name=xnli")
 
 
 def check_distillation_flags(modes, distillation, transfer_file):
     if bool(modes.do_label_transfer) != bool(transfer_file):
-        raise ValueError("--do_label_transfer and --transfer_file go together")
+        raise InputError("--do_label_transfer and --transfer_file go together")
     if distillation.soft_labels_file and not modes.do_train:
-        raise ValueError("--teacher_soft_labels is for training a student: it needs --do_train")
+        raise InputError("--teacher_soft_labels is for training a student: it needs --do_train")
     if not distillation.soft_labels_file and (distillation.temperature != 1.0
                                               or distillation.gold_label_weight):
-        raise ValueError("--distill_temperature and --gold_label_weight need "
+        raise InputError("--distill_temperature and --gold_label_weight need "
                          "--teacher_soft_labels")
     if not distillation.temperature > 0:
-        raise ValueError(f"--distill_temperature={distillation.temperature} must be positive")
+        raise InputError(f"--distill_temperature={distillation.temperature} must be positive")
     if not 0 <= distillation.gold_label_weight <= 1:
-        raise ValueError(f"--gold_label_weight={distillation.gold_label_weight} must be in [0, 1]")
+        raise InputError(f"--gold_label_weight={distillation.gold_label_weight} must be in [0, 1]")
 
 
 def _task_key(task_name):
@@ -336,19 +337,20 @@ def read_label_list(*directories):
     return None
 
 
+def label_list_text(labels):
+    """label_list.txt's text: one class name a line, in the model's output order."""
+    return "".join(f"{label}\n" for label in labels)
+
+
 def write_label_list(directory, labels):
     file_io.write_text_atomically(os.path.join(directory, LABEL_LIST_FILE),
-                                   "".join(f"{label}\n" for label in labels))
+                                   label_list_text(labels))
 
 
 def model_directories(output_dir, init_checkpoint):
     """Where the model this run continues from or evaluates keeps its label_list.txt: the output
     directory, then the --init_checkpoint's."""
-    init_dir = None
-    if init_checkpoint:
-        init_dir = init_checkpoint if tf.io.gfile.isdir(init_checkpoint) \
-            else os.path.dirname(init_checkpoint)
-    return output_dir, init_dir
+    return output_dir, checkpoints.directory_of(init_checkpoint)
 
 
 def settle_task(task_flags, soft, model_dirs):
@@ -378,13 +380,13 @@ def load_task_data(task_flags, modes, distillation, data_dir, transfer_file, mod
     if modes.needs_dev_sets:
         data.dev = task.dev_sets(data_dir)
         if not data.dev:
-            raise ValueError(f"task {task.name!r} has no dev set to evaluate on")
+            raise InputError(f"task {task.name!r} has no dev set to evaluate on")
     if modes.do_predict:
         data.test = task.test_sets(data_dir)
     if modes.do_label_transfer:
         data.transfer = transfer_examples(task, transfer_file)
     if not task.is_regression and task.labels is None:
-        raise ValueError(f"the labels of task {task.name!r} are not known: train first in this "
+        raise InputError(f"the labels of task {task.name!r} are not known: train first in this "
                          f"--output_dir, or pass --labels")
     return data
 
@@ -397,7 +399,7 @@ def student_soft_labels(soft, task, distillation):
             f"{path}: the teacher is a {soft.kind} model, the student's task {task.name!r} is "
             f"{task.kind}")
     if task.is_regression and distillation.temperature != 1.0:
-        raise ValueError("--distill_temperature applies to classification; regression distils "
+        raise InputError("--distill_temperature applies to classification; regression distils "
                          "with the squared error to the teacher's value")
     if soft.header.get("task") not in (None, task.name):
         logging.warning("%s was written for task %r; the student's task is %r", path,
@@ -419,7 +421,7 @@ def transfer_examples(task, transfer_file):
     transfer<k>-<n> (k = 1, 2, ...) for several."""
     paths = transfer_files(transfer_file)
     if not paths:
-        raise ValueError(f"--transfer_file={transfer_file!r} names no file")
+        raise InputError(f"--transfer_file={transfer_file!r} names no file")
     examples = []
     for k, path in enumerate(paths, 1):
         examples += task.transfer_examples(path, "transfer" if len(paths) == 1
@@ -434,7 +436,7 @@ def check_labels_match(task, output_dir, has_checkpoint):
     saved = read_label_list(output_dir)
     if saved is not None and saved != task.labels:
         if has_checkpoint:
-            raise ValueError(
+            raise InputError(
                 f"the labels {task.labels} differ from those of the model in --output_dir="
                 f"{output_dir} ({LABEL_LIST_FILE}: {saved}); use another --output_dir")
         logging.warning("Replacing %s (%s): no checkpoint uses it", LABEL_LIST_FILE, saved)
@@ -675,15 +677,16 @@ class Evaluator:
     def __init__(self, runner, task, records, batch_size, threshold):
         self.runner, self.task, self.records = runner, task, records
         self.batch_size, self.threshold = batch_size, threshold
-        self._last = {}
+        self._results = training.once_per_step(runner, self._evaluate)
 
     def __call__(self, split):
-        step = int(self.runner.global_step.numpy())
-        if self._last.get(split, (None,))[0] != step:
-            dataset = self.records.dataset("eval", split, self.batch_size)
-            arrays = run_predictions(self.runner, self.task.kind, dataset)
-            self._last[split] = (step, eval_results(self.task, arrays, step, self.threshold))
-        return self._last[split][1]
+        return self._results(split)
+
+    def _evaluate(self, split):
+        dataset = self.records.dataset("eval", split, self.batch_size)
+        arrays = run_predictions(self.runner, self.task.kind, dataset)
+        return eval_results(self.task, arrays, int(self.runner.global_step.numpy()),
+                            self.threshold)
 
 
 def write_eval_results(output_dir, evaluator, splits):
@@ -721,66 +724,17 @@ def predict_test_sets(runner, data, records, batch_size, threshold, output_dir):
 
 # -- The best checkpoint --------------------------------------------------------------------------
 
-class BestCheckpoint:
-    """Keeps the weights with the best main metric in <output_dir>/best/ (see the docstring)."""
-
-    def __init__(self, runner, directory, metric, labels):
-        self.runner, self.directory, self.key = runner, directory, f"eval_{metric}"
-        self.labels = labels
-        self.best = self._recorded()
-
-    def _recorded(self):
-        """The best value recorded by an earlier run, if its checkpoint is there too."""
-        path = os.path.join(self.directory, EVAL_RESULTS_FILE)
-        latest = tf.train.latest_checkpoint(self.directory) if tf.io.gfile.isdir(
-            self.directory) else None
-        if not latest or not tf.io.gfile.exists(path):
-            return None
-        with tf.io.gfile.GFile(path) as f:
-            results = dict(line.rstrip("\n").split(" = ", 1) for line in f if " = " in line)
-        if self.key not in results or int(results.get("global_step", -1)) != \
-                int(latest.rsplit("-", 1)[-1]):
-            return None
-        return float(results[self.key])
-
-    def update(self, results):
-        """Saves the runner's weights if results[key] beats the best so far; returns whether."""
-        value = results[self.key]
-        if self.best is not None and not (value > self.best or np.isnan(self.best)):
-            logging.info("%s = %.4f at step %d; the best is still %.4f", self.key, value,
-                         results["global_step"], self.best)
-            return False
-        variables = dict(self.runner.model_variables, global_step=self.runner.global_step)
-        prefix = checkpoints.CheckpointManager(self.directory, variables, max_to_keep=1).save(
-            results["global_step"])
-        training.write_results(os.path.join(self.directory, EVAL_RESULTS_FILE), results)
-        if self.labels is not None:
-            write_label_list(self.directory, self.labels)
-        logging.info("New best %s = %.4f (was %s): %s", self.key, value, self.best, prefix)
-        self.best = value
-        return True
-
-
 def train_callbacks(eval_every_steps, output_dir, runner, evaluator, data):
-    """[the --eval_every_steps callback on the main dev set], or [] when it is off (0)."""
+    """[the --eval_every_steps callback on the main dev set, keeping the best checkpoint by the
+    task's main metric], or [] when it is off (0)."""
     if not eval_every_steps:
         return []
-    best = BestCheckpoint(runner, os.path.join(output_dir, BEST_DIR), data.task.main_metric,
-                          data.task.labels)
-    return [eval_callback(evaluator, next(iter(data.dev)), best, eval_every_steps, output_dir)]
-
-
-def eval_callback(evaluator, split, best, every_steps, output_dir):
-    """The StepCallback of --eval_every_steps: evaluate, log to TensorBoard, keep the best."""
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
-
-    def fn(step):
-        results = evaluator(split)
-        with writer.as_default(step=step):
-            training.write_scalars({k: v for k, v in results.items() if k != "global_step"})
-        writer.flush()
-        best.update(results)
-    return training.StepCallback(every_steps, fn)
+    labels = data.task.labels
+    best = training.BestCheckpoint(
+        runner, os.path.join(output_dir, BEST_DIR), f"eval_{data.task.main_metric}",
+        {} if labels is None else {LABEL_LIST_FILE: label_list_text(labels)})
+    split = next(iter(data.dev))
+    return [training.eval_callback(lambda: evaluator(split), best, eval_every_steps, output_dir)]
 
 
 # -- Training -------------------------------------------------------------------------------------
@@ -816,7 +770,6 @@ def train(runner, fine_tuning, data, records, distillation, callbacks, threshold
 
 def main(argv):
     del argv
-    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     modes = Modes(f.do_train, f.do_eval, f.do_predict, f.do_label_transfer, f.eval_every_steps)
@@ -829,7 +782,7 @@ def main(argv):
     bert_config = common_flags.start_fine_tuning(f)
     has_checkpoint = tf.train.latest_checkpoint(f.output_dir) is not None
     if not (modes.do_train or has_checkpoint or f.init_checkpoint):
-        raise ValueError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
+        raise InputError(f"nothing to evaluate: no checkpoint in --output_dir={f.output_dir} "
                          "and no --init_checkpoint")
     data = load_task_data(task_flags, modes, distillation, f.data_dir, f.transfer_file,
                           () if modes.do_train and not has_checkpoint
@@ -844,7 +797,8 @@ def main(argv):
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
         lambda: modeling.BertClassifier(bert_config, data.task.num_labels, compute_dtype,
-                                        f.use_tpu),
+                                        f.use_tpu,
+                                        gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     evaluator = Evaluator(runner, data.task, records, f.eval_batch_size, f.multi_label_threshold)
     if modes.do_train:
@@ -869,4 +823,4 @@ if __name__ == "__main__":
     flags.mark_flag_as_required("vocab_file")
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    common_flags.run(main)

@@ -34,9 +34,10 @@ runner (training.py).
 import os
 
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 import common_flags
+from errors import InputError
 import file_io
 import input_pipeline
 import modeling
@@ -84,13 +85,13 @@ def length_flags(max_seq_length, max_predictions_per_seq):
 
 def check_flags(do_train, do_eval, input_file, bert_config_file, output_dir, max_eval_steps):
     if not do_train and not do_eval:
-        raise ValueError("At least one of `do_train` or `do_eval` must be True.")
+        raise InputError("At least one of `do_train` or `do_eval` must be True.")
     if do_eval and max_eval_steps < 1:
-        raise ValueError(f"--max_eval_steps={max_eval_steps} must be at least 1")
+        raise InputError(f"--max_eval_steps={max_eval_steps} must be at least 1")
     for name, value in (("input_file", input_file), ("bert_config_file", bert_config_file),
                         ("output_dir", output_dir)):
         if not value:
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
 
 
 def find_input_files(input_file, max_seq_length, max_predictions_per_seq):
@@ -136,7 +137,8 @@ def main(argv):
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertPretrainer(config, compute_dtype, use_one_hot_embeddings=f.use_tpu),
+        lambda: modeling.BertPretrainer(config, compute_dtype, use_one_hot_embeddings=f.use_tpu,
+                                        gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     if f.do_train:
         logging.info("***** Running training *****  batch size %d, %d steps", f.train_batch_size,
@@ -163,4 +165,4 @@ if __name__ == "__main__":
     flags.mark_flag_as_required("input_file")
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    common_flags.run(main)

@@ -53,9 +53,10 @@ import json
 import os
 import random
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 import common_flags
+from errors import InputError
 import file_io
 import input_pipeline
 import modeling
@@ -122,21 +123,21 @@ def check_flags(do_train, do_predict, files, settings, answers):
     for --vocab_file, --bert_config_file, --output_dir, --train_file and --predict_file;
     `settings`: squad_features.FeatureSettings; `answers`: AnswerSettings."""
     if not do_train and not do_predict:
-        raise ValueError("At least one of `do_train` or `do_predict` must be True.")
+        raise InputError("At least one of `do_train` or `do_predict` must be True.")
     for name in ("vocab_file", "bert_config_file", "output_dir"):
         if not files[name]:
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
     if do_train and not files["train_file"]:
-        raise ValueError("If `do_train` is True, then `train_file` must be specified.")
+        raise InputError("If `do_train` is True, then `train_file` must be specified.")
     if do_predict and not files["predict_file"]:
-        raise ValueError("If `do_predict` is True, then `predict_file` must be specified.")
+        raise InputError("If `do_predict` is True, then `predict_file` must be specified.")
     if settings.max_seq_length <= settings.max_query_length + 3:
-        raise ValueError(f"The max_seq_length ({settings.max_seq_length}) must be greater than "
+        raise InputError(f"The max_seq_length ({settings.max_seq_length}) must be greater than "
                          f"max_query_length ({settings.max_query_length}) + 3")
     if settings.doc_stride < 1:
-        raise ValueError(f"--doc_stride={settings.doc_stride} must be at least 1")
+        raise InputError(f"--doc_stride={settings.doc_stride} must be at least 1")
     if answers.n_best_size < 1 or answers.max_answer_length < 1:
-        raise ValueError("--n_best_size and --max_answer_length must be at least 1")
+        raise InputError("--n_best_size and --max_answer_length must be at least 1")
 
 
 def read_examples(path, is_training, version_2_with_negative):
@@ -251,7 +252,6 @@ def evaluate(predict_file, predictions, null_odds, null_score_diff_threshold, gl
 
 def main(argv):
     del argv
-    common_flags.apply_script_flags(__name__)
     logging.set_verbosity(logging.INFO)
     f = FLAGS
     settings = squad_features.FeatureSettings(f.vocab_file, f.do_lower_case, f.max_seq_length,
@@ -273,7 +273,8 @@ def main(argv):
     compute_dtype = common_flags.compute_dtype_from_flags(f)
     runner = training.Runner(
         common_flags.strategy_from_flags(f),
-        lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu),
+        lambda: modeling.BertQuestionAnswering(bert_config, compute_dtype, f.use_tpu,
+                                               gradient_checkpointing=f.gradient_checkpointing),
         f.output_dir)
     if f.do_train:
         train(runner, fine_tuning, train_examples, f.train_file, settings, f.output_dir)
@@ -289,4 +290,4 @@ if __name__ == "__main__":
     flags.mark_flag_as_required("vocab_file")
     flags.mark_flag_as_required("bert_config_file")
     flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    common_flags.run(main)

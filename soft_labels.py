@@ -31,13 +31,14 @@ from typing import List, Optional
 import numpy as np
 
 import classifier_data
+from errors import InputError
 import file_io
 
 FORMAT, VERSION = "bert-soft-labels", 1
 KINDS = classifier_data.KINDS
 
 
-class SoftLabelsError(ValueError):
+class SoftLabelsError(InputError):
     """The soft-label file is malformed or does not fit the task; the message names the file (and
     line)."""
 

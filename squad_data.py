@@ -31,6 +31,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
+from errors import InputError
 import tokenization
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _NULL_SCORE_START = 1000000    # the original's "large and positive" start for t
 _SHOWN_IDS = 5                 # question ids quoted in the skipped-answers warning
 
 
-class SquadError(ValueError):
+class SquadError(InputError):
     """The SQuAD file is unreadable or malformed; the message names the file and, where one is
     known, the question id (else the article/paragraph position)."""
 
@@ -136,7 +137,7 @@ def _load_json(path, open_fn):
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise SquadError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}",
+        raise SquadError(f"not valid JSON: {e.msg}: line {e.lineno}, column {e.colno}",
                          path) from None
     if not isinstance(data, dict):
         raise SquadError(f"expected a JSON object at the top level, got {type(data).__name__}",

@@ -5,9 +5,12 @@ The algorithm
 ``BasicTokenizer.tokenize`` turns text into "basic tokens":
 
 1. decode bytes as UTF-8;
-2. clean: drop U+0000, U+FFFD and control characters (Unicode category C*,
-   except tab, newline and carriage return); every whitespace character
-   (space, tab, newline, CR, category Zs) becomes one plain space;
+2. clean: drop U+0000, U+FFFD and control characters (Unicode categories Cc
+   and Cf, except tab, newline and carriage return); every whitespace
+   character (space, tab, newline, CR, category Zs) becomes one plain space.
+   Unassigned (Cn), private-use (Co) and surrogate (Cs) code points are kept
+   as ordinary characters, as in the original since March 2019 (before, it
+   dropped every category C*);
 3. put spaces around every CJK ideograph;
 4. split with ``str.split()``;
 5. per token: optionally lower-case, NFD-normalise and drop non-spacing marks
@@ -27,22 +30,26 @@ token (4-6, WordPiece), so the result for a text is the concatenation of the
 results for its ``str.split()`` chunks -- provided that each separator
 ``str.split()`` sees in the raw text is still a separator after cleaning.
 That holds for every whitespace character except the few that are also
-control characters (U+000B, U+000C, U+001C-U+001F, U+0085): the cleaner
-deletes them, gluing their neighbours together.  So the fast path first
-deletes exactly those characters (as the cleaner would) and then handles each
-raw chunk on its own:
+control characters: U+000B, U+000C, U+001C-U+001F and U+0085, all Cc (no
+whitespace character is Cf, Cn, Co or Cs; U+180E and U+200B are Cf but not
+whitespace).  The cleaner deletes them, gluing their neighbours together, so
+the fast path first deletes exactly those characters (``_DROPPED_SPACES``,
+computed from the rules at import) and then handles each raw chunk on its own:
 
 * ``FullTokenizer`` memoises chunk -> word pieces in a size-capped dict, so a
   repeated chunk (most of them, in real text) costs one dict lookup.  Its
   output depends only on the chunk and the tokenizer's fixed settings.
 * An ASCII chunk has no CJK, accents or Unicode punctuation, and contains no
-  whitespace; what remains of the rules is: delete ASCII controls,
+  whitespace; its only non-printable characters are controls (Cc); what
+  remains of the rules is: delete ASCII controls,
   ``str.lower()``, and split into runs of ``[A-Za-z0-9]`` and single other
   characters (all non-alphanumeric printable ASCII is punctuation).
 * Any other chunk runs the steps above with ``str.translate`` and per-code-
   point tables filled lazily from ``unicodedata``.
 * WordPiece never tries a candidate longer than the longest vocabulary entry
-  (it could not match), and memoises word -> pieces.
+  (it could not match), answers ``unk_token`` at once for a word holding a
+  character no vocabulary entry holds (no piece could cover it; the greedy
+  search would fail there), and memoises word -> pieces.
 
 ``benchmarks/_reference_tokenizer.py`` is the direct port used as the oracle
 in ``tests/test_tokenization.py``.
@@ -51,6 +58,7 @@ import collections
 import re
 import unicodedata
 
+from errors import InputError
 import file_io
 
 _CJK_RANGES = (
@@ -63,6 +71,7 @@ _CJK_RANGES = (
     (0xF900, 0xFAFF),
     (0x2F800, 0x2FA1F),
 )
+_CJK_SPAN = (min(low for low, _ in _CJK_RANGES), max(high for _, high in _CJK_RANGES))
 
 # Upper bound on the entries of every memo table; a table that reaches it is
 # emptied (the chunk caches) or stops growing (the per-code-point tables).
@@ -89,7 +98,7 @@ def convert_to_unicode(text, source=None):
             return text.decode("utf-8")
         except UnicodeDecodeError as err:
             where = source if source is not None else "input %r" % _snippet(text)
-            raise ValueError(
+            raise InputError(
                 "%s is not valid UTF-8: byte 0x%02x at byte offset %d (%s)"
                 % (where, text[err.start], err.start, err.reason)
             ) from None
@@ -114,13 +123,13 @@ def load_vocab(vocab_file):
     if lines and not lines[-1]:
         lines.pop()  # the newline ending the last line starts no new line
     if not lines:
-        raise ValueError("Vocabulary file %s is empty" % vocab_file)
+        raise InputError("Vocabulary file %s is empty" % vocab_file)
     vocab = collections.OrderedDict()
     for index, line in enumerate(lines):
         try:
             token = line.decode("utf-8").strip()
         except UnicodeDecodeError as err:
-            raise ValueError(
+            raise InputError(
                 "Vocabulary file %s, line %d: not valid UTF-8 (byte offset %d in the line)"
                 % (vocab_file, index + 1, err.start)
             ) from None
@@ -128,8 +137,9 @@ def load_vocab(vocab_file):
     return vocab
 
 
-class VocabLookupError(KeyError, ValueError):
-    """A token (or id) is missing from the vocabulary; both a KeyError and a ValueError."""
+class VocabLookupError(KeyError, InputError):
+    """A token (or id) is missing from the vocabulary; both a KeyError and an errors.InputError
+    (a ValueError): what reaches a user is a vocabulary file without a token the code needs."""
 
     def __str__(self):
         return self.args[0]
@@ -221,10 +231,16 @@ def _is_whitespace(char):
 
 
 def _is_control(char):
-    """Characters the cleaner drops (tab, newline and CR are not control)."""
+    """Characters the cleaner drops (tab, newline and CR are not control).
+
+    Only categories Cc and Cf, as the original since March 2019 ("to support
+    emojis"): unassigned (Cn), private-use (Co) and surrogate (Cs) code points
+    are ordinary characters, so WordPiece sees them (a word holding one is
+    [UNK] unless the vocabulary has the character) instead of losing them.
+    """
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 def _is_punctuation(char):
@@ -236,6 +252,9 @@ def _is_punctuation(char):
 
 
 def _is_chinese_char(cp):
+    # Most code points lie outside the span of all the ranges: one comparison.
+    if not _CJK_SPAN[0] <= cp <= _CJK_SPAN[1]:
+        return False
     return any(low <= cp <= high for low, high in _CJK_RANGES)
 
 
@@ -346,6 +365,9 @@ class WordpieceTokenizer:
         # token -> the same string object, so memoised pieces share memory.
         self._pieces = {token: token for token in vocab}
         self._longest = max(map(len, self._pieces), default=0)
+        # Characters of the vocabulary entries: a word holding any other
+        # character is unk_token, as no piece can cover that character.
+        self._chars = frozenset("".join(self._pieces))
         self._cache = {}
 
     def tokenize(self, text):
@@ -366,7 +388,7 @@ class WordpieceTokenizer:
         return pieces
 
     def _split_word(self, word):
-        if len(word) > self.max_input_chars_per_word:
+        if len(word) > self.max_input_chars_per_word or not self._chars.issuperset(word):
             return (self.unk_token,)
         known, longest = self._pieces, self._longest
         pieces = []
@@ -426,11 +448,11 @@ class FullTokenizer:
 
     def _tokenize_chunk(self, chunk):
         word_pieces = self.wordpiece_tokenizer.tokenize_word
-        pieces = tuple(
-            piece
-            for token in self.basic_tokenizer.tokenize_chunk(chunk)
-            for piece in word_pieces(token)
-        )
+        tokens = self.basic_tokenizer.tokenize_chunk(chunk)
+        if len(tokens) == 1:
+            pieces = word_pieces(tokens[0])  # the word's memoised tuple, shared
+        else:
+            pieces = tuple(piece for token in tokens for piece in word_pieces(token))
         if len(chunk) <= _MAX_CACHED_CHUNK_CHARS:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()

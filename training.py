@@ -18,6 +18,7 @@ writes TensorBoard summaries under the output directory.
 """
 
 import dataclasses
+import os
 import time
 from typing import Callable
 
@@ -27,6 +28,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 import checkpoints
+from errors import InputError
 import file_io
 import optimization
 
@@ -42,7 +44,7 @@ def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tp
     `num_tpu_cores` is informational: the TPU system reports its own topology.
     """
     if distribution_strategy not in STRATEGIES:
-        raise ValueError(f"--distribution_strategy={distribution_strategy!r}; expected one of "
+        raise InputError(f"--distribution_strategy={distribution_strategy!r}; expected one of "
                          f"{', '.join(STRATEGIES)}")
     if use_tpu or distribution_strategy == "tpu":
         tpu = tpu_name or master or ""
@@ -59,8 +61,24 @@ def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tp
     if distribution_strategy == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if distribution_strategy == "mirrored" or (distribution_strategy == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        return mirrored_strategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def mirrored_strategy(devices=None):
+    """A `tf.distribute.MirroredStrategy` whose collective keys no earlier strategy used.
+
+    TensorFlow resolves collective all-reduces by (group key, instance key) once per process, and
+    every new MirroredStrategy numbers its keys from the same start: a second strategy in one process
+    (a notebook running two scripts' `main`, a test suite) then meets the first one's cached shapes
+    and fails with "Shape mismatch in the collective instance". Moving each strategy's key base past
+    the last one keeps them apart, as TensorFlow's own tests do.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += _COLLECTIVE_KEY_STRIDE
+    return tf.distribute.MirroredStrategy(devices)
+
+
+_COLLECTIVE_KEY_STRIDE = 100000
 
 
 @dataclasses.dataclass
@@ -191,7 +209,7 @@ class Runner:
     def _train_loop_fn(self, config, loss_fn, optimizer):
         strategy, k = self.strategy, config.gradient_accumulation_steps
         if config.train_batch_size % (k * strategy.num_replicas_in_sync):
-            raise ValueError(
+            raise InputError(
                 f"--train_batch_size={config.train_batch_size} must be divisible by "
                 f"--gradient_accumulation_steps={k} x {strategy.num_replicas_in_sync} replica(s)")
 
@@ -354,6 +372,87 @@ def write_scalars(values):
 def _format_seconds(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+# -- Evaluation during training: the best checkpoint ---------------------------------------------
+
+def once_per_step(runner, fn):
+    """fn(key), computed again only once the runner's global step has moved on: an evaluation
+    every N steps and the one after training, at the same step, share one pass."""
+    last = {}
+
+    def call(key):
+        step = int(runner.global_step.numpy())
+        if last.get(key, (None,))[0] != step:
+            last[key] = (step, fn(key))
+        return last[key][1]
+    return call
+
+
+class BestCheckpoint:
+    """Keeps the runner's weights with the best value of one result in a directory of their own
+    (the fine-tuning scripts' --eval_every_steps, in <output_dir>/best/).
+
+    `update(results)` ({name: value} holding `key` and global_step; higher is better, and any
+    value beats NaN) saves, when results[key] beats the best so far, model.ckpt-<step> (the
+    model's weights and global_step, no optimizer slots: it is for evaluation, prediction or
+    --init_checkpoint, not for resuming) with its `checkpoint` state file, RESULTS_FILE (the
+    results) and `extra_files` ({file name: text}, say the label list the outputs follow), and
+    deletes the previous best. A new BestCheckpoint on the same directory continues from the best
+    recorded there, if its checkpoint is there too (a resumed run).
+    """
+    RESULTS_FILE = "eval_results.txt"
+
+    def __init__(self, runner, directory, key, extra_files=None):
+        self.runner, self.directory, self.key = runner, directory, key
+        self.extra_files = dict(extra_files or {})
+        self.best = self._recorded()
+
+    def _recorded(self):
+        """The best value recorded by an earlier run, if its checkpoint is there too."""
+        path = os.path.join(self.directory, self.RESULTS_FILE)
+        latest = tf.train.latest_checkpoint(self.directory) if tf.io.gfile.isdir(
+            self.directory) else None
+        if not latest or not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as f:
+            results = dict(line.rstrip("\n").split(" = ", 1) for line in f if " = " in line)
+        if self.key not in results or int(results.get("global_step", -1)) != \
+                int(latest.rsplit("-", 1)[-1]):
+            return None
+        return float(results[self.key])
+
+    def update(self, results):
+        """Saves the runner's weights if results[key] beats the best so far; returns whether."""
+        value = results[self.key]
+        if self.best is not None and not (value > self.best or np.isnan(self.best)):
+            logging.info("%s = %.4f at step %d; the best is still %.4f", self.key, value,
+                         results["global_step"], self.best)
+            return False
+        variables = dict(self.runner.model_variables, global_step=self.runner.global_step)
+        prefix = checkpoints.CheckpointManager(self.directory, variables, max_to_keep=1).save(
+            results["global_step"])
+        write_results(os.path.join(self.directory, self.RESULTS_FILE), results)
+        for name, text in self.extra_files.items():
+            file_io.write_text_atomically(os.path.join(self.directory, name), text)
+        logging.info("New best %s = %.4f (was %s): %s", self.key, value, self.best, prefix)
+        self.best = value
+        return True
+
+
+def eval_callback(evaluate, best, every_steps, output_dir):
+    """The StepCallback of --eval_every_steps: `evaluate()` -> results ({name: value} with
+    global_step), written to TensorBoard under <output_dir>/eval and offered to `best` (a
+    BestCheckpoint)."""
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+
+    def fn(step):
+        results = evaluate()
+        with writer.as_default(step=step):
+            write_scalars({k: v for k, v in results.items() if k != "global_step"})
+        writer.flush()
+        best.update(results)
+    return StepCallback(every_steps, fn)
 
 
 def write_results(path, results):

@@ -33,10 +33,14 @@ def is_whitespace(char):
 
 
 def is_control(char):
-    """True for the characters the cleaner drops (tab/newline/CR excluded)."""
+    """True for the characters the cleaner drops (tab/newline/CR excluded).
+
+    Categories Cc and Cf only, as the original since March 2019: unassigned
+    (Cn), private-use (Co) and surrogate (Cs) code points are kept.
+    """
     if char in ("\t", "\n", "\r"):
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 def is_punctuation(char):

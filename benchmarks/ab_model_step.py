@@ -50,7 +50,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from _machine import busy_cpu_seconds  # noqa: E402
+from _machine import (busy_cpu_seconds, busy_note, other_cpu_share,  # noqa: E402
+                      print_cpu, process_cpu_seconds)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("old", "97d18c1", "Git revision of the old version.")
@@ -249,15 +250,10 @@ def build_pair(versions, config, dtype, data, batch_size):
 
 def timed_run(trainer, steps, batch_size):
     """(examples/s, loss, note on other processes' CPU use) of one run."""
-    busy0, cpu0 = busy_cpu_seconds(), os.times()
+    busy0, cpu0 = busy_cpu_seconds(), process_cpu_seconds()
     seconds, loss = trainer.run(steps)
-    busy1, cpu1 = busy_cpu_seconds(), os.times()
-    note = ""
-    if busy0 is not None:
-        own = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-        share = max(0.0, (busy1 - busy0 - own) / (seconds * os.cpu_count()))
-        note = f"  other processes' CPU {share:.0%}" + \
-            ("  (busy machine: treat with care)" if share > 0.1 else "")
+    busy1, own = busy_cpu_seconds(), process_cpu_seconds() - cpu0
+    note = busy_note(other_cpu_share(busy0, busy1, own, seconds))
     return steps * batch_size / seconds, loss, note
 
 
@@ -273,28 +269,9 @@ def compare(trainers, rounds, steps, batch_size):
     return rates
 
 
-def cpu_description():
-    """CPU model, count and the instruction-set flags that decide oneDNN's and XLA's kernels."""
-    model, wanted = "unknown CPU", ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
-                                    "amx_bf16", "amx_tile")
-    found = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    found = set(value.split())
-                    break
-    except OSError:
-        pass
-    return (f"{model}, {os.cpu_count()} CPUs; flags: "
-            + (" ".join(flag for flag in wanted if flag in found) or "none of interest"))
-
-
 def main(argv):
     del argv
+    print_cpu()
     directories = {"old": source_directory(FLAGS.old), "new": source_directory(FLAGS.new)}
     try:
         versions = {label: load_version(label, d) for label, d in directories.items()}
@@ -310,7 +287,7 @@ def run_all(versions):
     config = model_config(shape)
     for label, rev in (("old", FLAGS.old), ("new", FLAGS.new)):
         print(f"{label}: {rev or 'working tree'} ({', '.join(sorted(versions[label]))})")
-    print(f"tensorflow {tf.__version__}; {cpu_description()}")
+    print(f"tensorflow {tf.__version__}")
     print(f"model: L={config['num_hidden_layers']} H={config['hidden_size']} "
           f"A={config['num_attention_heads']} I={config['intermediate_size']} "
           f"V={config['vocab_size']}; batch {shape['batch_size']} x {shape['seq_length']}, "

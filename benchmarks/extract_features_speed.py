@@ -35,17 +35,17 @@ What is timed, per run, wall clock, from reading the input file to the closed ou
     torch.autocast("cpu", dtype=torch.bfloat16) around the forward pass.
 
 One untimed warm-up run per side and dtype comes first (ours: the first batch shapes; the peer: its
-first calls). Isolation, as benchmarks/train_throughput.py: each side runs in its own worker process
-(spawned, started once) so that TensorFlow's and torch's thread pools never compete; the parent
-only sends "run" and collects timings, and runs alternate (ours, peer, ours, peer, ...) so that
-drifts in machine speed hit both alike. The parent measures from /proc/stat how much CPU other
-processes used during each run and flags runs where that exceeded 10%: on a shared machine the
-ratio from interleaved runs is what counts, and the best run of each side is the least disturbed.
+first calls). Isolation, as benchmarks/train_throughput.py (benchmarks/_side_by_side.py): each
+side runs in its own worker process (spawned, started once) so that TensorFlow's and torch's thread
+pools never compete; the parent only sends "run" and collects timings, and runs alternate (ours,
+peer, ours, peer, ...) so that drifts in machine speed hit both alike. The parent measures from
+/proc/stat how much CPU other processes used during each run and flags runs where that exceeded
+10%: on a shared machine the ratio from interleaved runs is what counts, and the best run of each
+side is the least disturbed.
 `--malloc=heap` (default, as train_throughput.py) starts both workers with glibc keeping freed
 memory (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_), which helps torch most.
 """
 
-import multiprocessing
 import os
 import re
 import shutil
@@ -65,7 +65,8 @@ for _path in (REPO, HERE, os.path.join(REPO, "tests")):
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from _machine import busy_cpu_seconds  # noqa: E402
+import _side_by_side  # noqa: E402
+from _machine import QUIET, busy_note, print_cpu  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 2000, "Input lines (sentences) per run.")
@@ -83,7 +84,6 @@ flags.DEFINE_string("work_dir", None, "Where to put the converted model, input a
 
 MAX_SEQ_LENGTH = 128
 TARGET = 1.5
-QUIET = 0.10   # a run is "quiet" when other processes used at most this share of the CPUs
 
 
 def build_sentences(count):
@@ -184,40 +184,32 @@ class Peer:
 # Workers and the parent
 
 
-def worker(side, argv, work_dir, input_file, conn):
-    """Serves ("setup",) / ("run", dtype, peer order) / ("vectors", dtype) / ("close",)."""
-    FLAGS(argv)
-    logging.set_verbosity(logging.ERROR)   # (both sides truncate the same few long lines)
-    benches = {}
-    while True:
-        command = conn.recv()
-        if command[0] == "setup":
-            cls = Ours if side == "ours" else Peer
-            benches = {dtype: cls(dtype, work_dir) for dtype in FLAGS.dtypes}
-            conn.send((describe(side), {d: b.setup_seconds for d, b in benches.items()}))
-        elif command[0] == "run":
-            t0, c0 = time.perf_counter(), os.times()
-            bench = benches[command[1]]
-            rate = bench.run(input_file, command[2]) if side == "peer" else bench.run(input_file)
-            c1 = os.times()
-            conn.send((rate, time.perf_counter() - t0,
-                       (c1.user - c0.user) + (c1.system - c0.system)))
-        elif command[0] == "vectors":
-            conn.send(benches[command[1]].vectors())
-        else:
-            conn.send(None)
-            return
+class Side(_side_by_side.Side):
+    """One worker's benches, Ours or Peer per dtype; serves "setup", "run" and "vectors"."""
+    classes = {"ours": Ours, "peer": Peer}
 
+    def __init__(self, framework, work_dir, input_file):
+        super().__init__(framework, FLAGS.dtypes)
+        logging.set_verbosity(logging.ERROR)   # (both sides truncate the same few long lines)
+        self.work_dir, self.input_file = work_dir, input_file
 
-def describe(side):
-    if side == "ours":
-        import tensorflow as tf
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
-        return f"tensorflow {tf.__version__} (intra-op threads: {threads or 'default'})"
-    import torch
-    import transformers
-    return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
-            f"{transformers.__version__}, peer orders: {', '.join(FLAGS.peer_orders)}")
+    def setup(self):
+        """(this side's description, {dtype: set-up seconds})."""
+        self.build(self.work_dir)
+        description = _side_by_side.describe(
+            self.framework, f"peer orders: {', '.join(FLAGS.peer_orders)}")
+        return description, {d: b.setup_seconds for d, b in self.benches.items()}
+
+    def run(self, dtype, order):
+        """Sentences/s of one run; `order` is the peer's order (ours always sorts by length)."""
+        bench = self.benches[dtype]
+        if self.framework == "peer":
+            return bench.run(self.input_file, order)
+        return bench.run(self.input_file)
+
+    def vectors(self, dtype):
+        """[sentences, 384] float32: the embeddings of the last run in `dtype`."""
+        return self.benches[dtype].vectors()
 
 
 def convert_model(work_dir):
@@ -236,39 +228,26 @@ def label(side, order):
     return side if side == "ours" else f"peer ({order})"
 
 
-def start_worker(context, side, work_dir, input_file):
-    parent_end, child_end = context.Pipe()
-    process = context.Process(target=worker,
-                              args=(side, list(sys.argv), work_dir, input_file, child_end),
-                              daemon=True)
-    saved = dict(os.environ)
-    if FLAGS.malloc == "heap":   # read by glibc when the worker process starts
-        os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
-    try:
-        process.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return process, parent_end
-
-
-def main(argv):
-    del argv
+def check_flags():
     unknown = set(FLAGS.dtypes) - {"float32", "bfloat16"}
     if unknown:
         raise app.UsageError(f"--dtypes: unknown {sorted(unknown)}")
     unknown = set(FLAGS.peer_orders) - {"sorted", "input"}
     if unknown or not FLAGS.peer_orders:
         raise app.UsageError(f"--peer_orders: sorted and/or input, not {sorted(unknown)}")
-    # What runs, in this order, in every round: ours, then the peer in each order.
-    runs = [("ours", None)] + [("peer", order) for order in FLAGS.peer_orders]
-    work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="extract_features_speed_")
-    os.makedirs(work_dir, exist_ok=True)
+
+
+def write_input(work_dir):
+    """Writes --sentences sentences, one a line, to work_dir/input.txt; returns (its path, the
+    sentences)."""
     sentences = build_sentences(FLAGS.sentences)
     input_file = os.path.join(work_dir, "input.txt")
     with open(input_file, "w", encoding="utf-8") as f:
         f.write("".join(s + "\n" for s in sentences))
-    convert_model(work_dir)
+    return input_file, sentences
+
+
+def print_header(sentences):
     words = sum(len(s.split()) for s in sentences)
     print(f"MiniLM (L=6 H=384, real weights); {len(sentences)} sentences ({words} words) from "
           f"pydoc topics and stdlib docstrings; batch {FLAGS.batch_size}, max_seq_length "
@@ -276,59 +255,73 @@ def main(argv):
           f"runs per side after a warm-up; {os.cpu_count()} CPUs; malloc: {FLAGS.malloc}",
           flush=True)
 
-    context = multiprocessing.get_context("spawn")
-    workers = {side: start_worker(context, side, work_dir, input_file) for side in ("ours", "peer")}
-    rates, shares = {}, {}
-    try:
-        for side, (_, conn) in workers.items():
-            conn.send(("setup",))
-        for side, (_, conn) in workers.items():
-            description, setup = conn.recv()
-            print(f"{side}: {description}; set-up " + ", ".join(
-                f"{d} {s:.1f} s" for d, s in setup.items()), flush=True)
-        for dtype in FLAGS.dtypes:           # warm-up
-            for side, order in runs:
-                conn = workers[side][1]
-                conn.send(("run", dtype, order))
-                rate, seconds, _ = conn.recv()
-                print(f"warm-up    {label(side, order):13s} {dtype:8s} {rate:8.1f} sentences/s  "
-                      f"(run took {seconds:.1f} s)", flush=True)
-        for r in range(FLAGS.repeats):
-            for dtype in FLAGS.dtypes:
-                for side, order in runs:
-                    conn = workers[side][1]
-                    busy0 = busy_cpu_seconds()
-                    conn.send(("run", dtype, order))
-                    rate, seconds, own_cpu = conn.recv()
-                    busy1 = busy_cpu_seconds()
-                    other, share = "", None
-                    if busy0 is not None:
-                        share = max(0.0, (busy1 - busy0 - own_cpu) / (seconds * os.cpu_count()))
-                        other = f"  other processes' CPU {share:.0%}" + \
-                            ("  (busy machine: treat with care)" if share > QUIET else "")
-                    rates.setdefault((side, order, dtype), []).append(rate)
-                    shares.setdefault((side, order, dtype), []).append(share)
-                    print(f"run {r + 1}/{FLAGS.repeats}  {label(side, order):13s} {dtype:8s} "
-                          f"{rate:8.1f} sentences/s  (run took {seconds:.1f} s){other}",
-                          flush=True)
-        differences = {}
-        for dtype in FLAGS.dtypes:
-            vectors = {}
-            for side, (_, conn) in workers.items():
-                conn.send(("vectors", dtype))
-                vectors[side] = conn.recv()
-            differences[dtype] = float(np.max(np.abs(vectors["ours"] - vectors["peer"])))
-    finally:
-        for process, conn in workers.values():
-            try:
-                conn.send(("close",))
-                conn.recv()
-            except (OSError, EOFError):
-                pass
-            process.join(timeout=30)
-        if not FLAGS.work_dir:
-            shutil.rmtree(work_dir, ignore_errors=True)
 
+def set_up(workers):
+    """Builds both sides' benches at the same time; prints what each side runs on."""
+    for side, (description, setup) in workers.call(("ours", "peer"), "setup").items():
+        print(f"{side}: {description}; set-up " + ", ".join(
+            f"{d} {s:.1f} s" for d, s in setup.items()), flush=True)
+
+
+def warm_up(workers, runs):
+    """One untimed run of each of `runs` ((side, peer order) pairs) per dtype."""
+    for dtype in FLAGS.dtypes:
+        for side, order in runs:
+            rate, seconds, _ = workers.run(side, dtype, order)
+            print(f"warm-up    {label(side, order):13s} {dtype:8s} {rate:8.1f} sentences/s  "
+                  f"(run took {seconds:.1f} s)", flush=True)
+
+
+def timed_rounds(workers, runs):
+    """--repeats rounds of `runs` per dtype: ({(side, order, dtype): [sentences/s per round]},
+    the same with other processes' CPU share during each run, None where unknown)."""
+    rates, shares = {}, {}
+    for r in range(FLAGS.repeats):
+        for dtype in FLAGS.dtypes:
+            for side, order in runs:
+                rate, seconds, share = workers.run(side, dtype, order)
+                rates.setdefault((side, order, dtype), []).append(rate)
+                shares.setdefault((side, order, dtype), []).append(share)
+                print(f"run {r + 1}/{FLAGS.repeats}  {label(side, order):13s} {dtype:8s} "
+                      f"{rate:8.1f} sentences/s  (run took {seconds:.1f} s){busy_note(share)}",
+                      flush=True)
+    return rates, shares
+
+
+def max_differences(workers):
+    """{dtype: max |ours - peer| over all embeddings of the last runs}."""
+    differences = {}
+    for dtype in FLAGS.dtypes:
+        vectors = workers.call(("ours", "peer"), "vectors", dtype)
+        differences[dtype] = float(np.max(np.abs(vectors["ours"] - vectors["peer"])))
+    return differences
+
+
+def met(ratio):
+    return "yes" if ratio >= TARGET else "no "
+
+
+def table_row(dtype, order, ours_runs, peer_runs, ours_shares, peer_shares):
+    """One dtype and peer order: medians, medians over the quiet pairs, best runs."""
+    ours, peer = statistics.median(ours_runs), statistics.median(peer_runs)
+    ratio = ours / peer
+    quiet = [(o, p) for o, p, so, sp in zip(ours_runs, peer_runs, ours_shares, peer_shares)
+             if so is not None and sp is not None and max(so, sp) <= QUIET]
+    if quiet:
+        q_ours = statistics.median([o for o, _ in quiet])
+        q_peer = statistics.median([p for _, p in quiet])
+        q_ratio = q_ours / q_peer
+        quiet_text = (f"{len(quiet):2d} {q_ours:7.1f} {q_peer:7.1f} {q_ratio:5.2f}x  "
+                      f"{met(q_ratio):3s}")
+    else:
+        quiet_text = f"{0:2d} {'-':>7s} {'-':>7s} {'-':>6s}   - "
+    best = max(ours_runs) / max(peer_runs)
+    return (f"{dtype:9s} {order:10s} {ours:7.1f} {peer:7.1f} {ratio:5.2f}x  "
+            f"{met(ratio):3s}  | quiet pairs: {quiet_text}  | best: "
+            f"{max(ours_runs):7.1f} {max(peer_runs):7.1f} {best:5.2f}x")
+
+
+def print_table(rates, shares, differences, count):
     print()
     print(f"Sentences/s over {FLAGS.repeats} runs each. Quiet pairs: the rounds in which other "
           f"processes used at most {QUIET:.0%} of the CPUs during both ours and the peer's run.")
@@ -339,30 +332,38 @@ def main(argv):
     print(header)
     print("-" * len(header))
     for dtype in FLAGS.dtypes:
-        ours_runs, ours_shares = rates[("ours", None, dtype)], shares[("ours", None, dtype)]
+        ours = ("ours", None, dtype)
         for order in FLAGS.peer_orders:
-            peer_runs, peer_shares = rates[("peer", order, dtype)], shares[("peer", order, dtype)]
-            ours, peer = statistics.median(ours_runs), statistics.median(peer_runs)
-            ratio = ours / peer
-            quiet = [(o, p) for o, p, so, sp in zip(ours_runs, peer_runs, ours_shares, peer_shares)
-                     if so is not None and sp is not None and max(so, sp) <= QUIET]
-            if quiet:
-                q_ours = statistics.median([o for o, _ in quiet])
-                q_peer = statistics.median([p for _, p in quiet])
-                q_ratio = q_ours / q_peer
-                quiet_text = (f"{len(quiet):2d} {q_ours:7.1f} {q_peer:7.1f} {q_ratio:5.2f}x  "
-                              f"{'yes' if q_ratio >= TARGET else 'no ':3s}")
-            else:
-                quiet_text = f"{0:2d} {'-':>7s} {'-':>7s} {'-':>6s}   - "
-            best = max(ours_runs) / max(peer_runs)
-            print(f"{dtype:9s} {order:10s} {ours:7.1f} {peer:7.1f} {ratio:5.2f}x  "
-                  f"{'yes' if ratio >= TARGET else 'no ':3s}  | quiet pairs: {quiet_text}  | best: "
-                  f"{max(ours_runs):7.1f} {max(peer_runs):7.1f} {best:5.2f}x")
-        print(f"{dtype:9s} max |ours - peer| over the {len(sentences)} vectors: "
-              f"{differences[dtype]:.2e}")
+            peer = ("peer", order, dtype)
+            print(table_row(dtype, order, rates[ours], rates[peer], shares[ours], shares[peer]))
+        print(f"{dtype:9s} max |ours - peer| over the {count} vectors: {differences[dtype]:.2e}")
     print(f"(target: ours >= {TARGET}x the peer's sentences/s. Under load torch's OpenMP threads "
           "slow down far more than TensorFlow's, so medians over busy runs flatter ours: judge by "
           "the quiet pairs, or the best runs.)")
+
+
+def main(argv):
+    del argv
+    check_flags()
+    print_cpu()
+    # What runs, in this order, in every round: ours, then the peer in each order.
+    runs = [("ours", None)] + [("peer", order) for order in FLAGS.peer_orders]
+    work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="extract_features_speed_")
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        input_file, sentences = write_input(work_dir)
+        convert_model(work_dir)
+        print_header(sentences)
+        with _side_by_side.Workers(Side, ("ours", "peer"), (work_dir, input_file),
+                                   FLAGS.malloc) as workers:
+            set_up(workers)
+            warm_up(workers, runs)
+            rates, shares = timed_rounds(workers, runs)
+            differences = max_differences(workers)
+    finally:
+        if not FLAGS.work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print_table(rates, shares, differences, len(sentences))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ sys.path[:0] = [_ROOT, _HERE, os.path.join(_ROOT, "data"), os.path.join(_ROOT, "
 
 import make_demo_corpus  # noqa: E402
 import tokenization_speed  # noqa: E402
+from _machine import print_cpu  # noqa: E402
 from real_model import real_vocab_file  # noqa: E402
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -168,6 +169,7 @@ def main():
     parser.add_argument("--memory", default=None,
                         help="comma-separated input sizes in MB: measure peak memory instead")
     args = parser.parse_args()
+    print_cpu()
     with tempfile.TemporaryDirectory() as workdir:
         if args.memory:
             memory(args, workdir)

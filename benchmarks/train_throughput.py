@@ -11,12 +11,13 @@ the same initial weights on the same random batches, with the same optimizer hyp
 bias, epsilon 1e-6, gradients clipped to global norm 1.0). Each prints examples/s; the table at the
 end gives the ratio ours / peer in float32 and in bfloat16 mixed precision.
 
-Isolation: each framework runs in its own worker process (started once, kept for all runs), and
-the parent process only sends "run" commands and collects timings. In one process the two
-frameworks' thread pools (TensorFlow's Eigen and inter-op pools, torch's OpenMP team) would share
-the two cores and slow each other down, which would flatter whichever side is measured second.
-While one worker runs, the other waits on its pipe. The parent also measures how much CPU other
-processes used during each run (from /proc/stat) and flags runs where that exceeded 10%.
+Isolation (benchmarks/_side_by_side.py): each framework runs in its own worker process (started
+once, kept for all runs), and the parent process only sends "run" commands and collects timings.
+In one process the two frameworks' thread pools (TensorFlow's Eigen and inter-op pools, torch's
+OpenMP team) would share the two cores and slow each other down, which would flatter whichever
+side is measured second. While one worker runs, the other waits on its pipe. The parent also
+measures how much CPU other processes used during each run (from /proc/stat) and flags runs where
+that exceeded 10%.
 
 How "ours" is measured: through the real training path, `training.Runner.train` with
 `optimization.create_optimizer`, on a OneDeviceStrategy. Each run is one `train()` call for
@@ -53,7 +54,6 @@ bfloat16 ~10% faster than with glibc's defaults even when alone), and ours is un
 noise. `--malloc=default` measures both with glibc's defaults.
 """
 
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -69,7 +69,8 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
-from _machine import busy_cpu_seconds  # noqa: E402
+import _side_by_side  # noqa: E402
+from _machine import busy_note, print_cpu  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 5, "Timed training steps per run.")
@@ -128,12 +129,15 @@ def make_data(num_batches=4, seed=0):
     segment_ids[:, s // 2:] = 1
     positions = np.sort(np.stack([rng.choice(np.arange(1, s), p, replace=False)
                                   for _ in range(n)]), axis=1)
+    # Word pieces from id 1000 up (past BERT's special and unused ids); a vocabulary of 1000 or
+    # fewer ids (a quick check of the harness) uses its top 90%.
+    low = 1000 if v > 1000 else v // 10
     return dict(
-        input_ids=rng.randint(1000, v, (n, s)).astype(np.int64),
+        input_ids=rng.randint(low, v, (n, s)).astype(np.int64),
         input_mask=np.ones((n, s), np.int64),
         segment_ids=segment_ids,
         masked_lm_positions=positions.astype(np.int64),
-        masked_lm_ids=rng.randint(1000, v, (n, p)).astype(np.int64),
+        masked_lm_ids=rng.randint(low, v, (n, p)).astype(np.int64),
         masked_lm_weights=np.ones((n, p), np.float32),
         next_sentence_labels=rng.randint(0, 2, (n,)).astype(np.int64),
     )
@@ -325,46 +329,33 @@ class Peer:
 # Worker processes and the parent
 
 
-def worker(framework, argv, conn):
-    """Serves ("setup", initial) / ("run", dtype) / ("close",) for one framework."""
-    FLAGS(argv)
-    logging.set_verbosity(logging.WARNING)
-    data = make_data()
-    benches = {}
-    while True:
-        command = conn.recv()
-        if command[0] == "initial_weights":
-            conn.send(initial_weights())
-        elif command[0] == "setup":
-            cls = {"ours": Ours, "peer": Peer}[framework]
-            benches = {dtype: cls(dtype, data, command[1]) for dtype in FLAGS.dtypes}
-            conn.send(describe(framework))
-        elif command[0] == "run":
-            bench = benches[command[1]]
-            t0, c0 = time.perf_counter(), os.times()
-            rate = bench.run(FLAGS.warmup_steps, FLAGS.steps)
-            c1 = os.times()
-            conn.send((rate, bench.loss, time.perf_counter() - t0,
-                       (c1.user - c0.user) + (c1.system - c0.system)))
-        else:
-            for bench in benches.values():
-                bench.close()
-            conn.send(None)
-            return
+class Side(_side_by_side.Side):
+    """One framework's benches, Ours or Peer per dtype; serves "initial_weights", "setup" and
+    "run"."""
+    classes = {"ours": Ours, "peer": Peer}
+
+    def __init__(self, framework):
+        super().__init__(framework, FLAGS.dtypes)
+        logging.set_verbosity(logging.WARNING)
+        self.data = make_data()
+
+    def initial_weights(self):
+        """A fresh model of ours, {checkpoint name: array} (asked of the "ours" worker only)."""
+        return initial_weights()
+
+    def setup(self, initial):
+        """Builds the benches from the `initial` weights; returns this side's description."""
+        self.build(self.data, initial)
+        return _side_by_side.describe(self.framework, f"attention {FLAGS.peer_attn!r}")
+
+    def run(self, dtype):
+        """(examples/s, final loss) of one run: --warmup_steps untimed steps, --steps timed."""
+        bench = self.benches[dtype]
+        rate = bench.run(FLAGS.warmup_steps, FLAGS.steps)
+        return rate, bench.loss
 
 
-def describe(framework):
-    if framework == "ours":
-        import tensorflow as tf
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
-        return f"tensorflow {tf.__version__} (intra-op threads: {threads or 'default'})"
-    import torch
-    import transformers
-    return (f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
-            f"{transformers.__version__}, attention {FLAGS.peer_attn!r}")
-
-
-def main(argv):
+def check_flags():
     ipl = FLAGS.iterations_per_loop
     if FLAGS.steps % ipl or FLAGS.warmup_steps % ipl or FLAGS.warmup_steps < ipl:
         raise app.UsageError("--iterations_per_loop must divide --steps and --warmup_steps "
@@ -372,22 +363,9 @@ def main(argv):
     unknown = set(FLAGS.frameworks) - {"ours", "peer"}
     if unknown:
         raise app.UsageError(f"--frameworks: unknown {sorted(unknown)}; use ours and/or peer")
-    context = multiprocessing.get_context("spawn")
-    workers = {}
-    for fw in ("ours", "peer"):
-        if fw in FLAGS.frameworks or fw == "ours":   # ours also makes the shared initial weights
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=worker, args=(fw, list(sys.argv), child_end),
-                                      daemon=True)
-            saved = dict(os.environ)
-            if FLAGS.malloc == "heap":   # read by glibc when the worker process starts
-                os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
-            try:
-                process.start()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
-            workers[fw] = (process, parent_end)
+
+
+def print_model():
     shape = model_shape()
     print(f"model: L={shape['num_hidden_layers']} H={shape['hidden_size']} "
           f"A={shape['num_attention_heads']} I={shape['intermediate_size']} "
@@ -395,42 +373,53 @@ def main(argv):
           f"{FLAGS.max_predictions} masked positions; {FLAGS.warmup_steps} warm-up + "
           f"{FLAGS.steps} timed steps per run, {FLAGS.repeats} runs; {os.cpu_count()} CPUs",
           flush=True)
-    workers["ours"][1].send(("initial_weights",))
-    initial = workers["ours"][1].recv()
-    running = {fw: w for fw, w in workers.items() if fw in FLAGS.frameworks}
-    for fw, (_, conn) in running.items():
-        conn.send(("setup", initial))
-    for fw, (_, conn) in running.items():
-        print(f"{fw}: {conn.recv()}", flush=True)
-    del initial
 
+
+def set_up(workers):
+    """Builds the benches of --frameworks (at the same time) from the initial weights that ours'
+    worker makes; prints what each runs on. Returns the frameworks, ours first."""
+    initial = workers.call(("ours",), "initial_weights")["ours"]
+    running = [fw for fw in ("ours", "peer") if fw in FLAGS.frameworks]
+    for fw, description in workers.call(running, "setup", initial).items():
+        print(f"{fw}: {description}", flush=True)
+    return running
+
+
+def timed_rounds(workers, running):
+    """--repeats rounds, each a run per dtype of each framework in `running`, in turn; returns
+    {(framework, dtype): [examples/s per round]}."""
     rates = {}
-    try:
-        for r in range(FLAGS.repeats):
-            for dtype in FLAGS.dtypes:
-                for fw, (_, conn) in running.items():
-                    busy0 = busy_cpu_seconds()
-                    conn.send(("run", dtype))
-                    rate, loss, seconds, own_cpu = conn.recv()
-                    busy1 = busy_cpu_seconds()
-                    other = ""
-                    if busy0 is not None:
-                        share = max(0.0, (busy1 - busy0 - own_cpu) / (seconds * os.cpu_count()))
-                        other = f"  other processes' CPU {share:.0%}" + \
-                            ("  (busy machine: treat with care)" if share > 0.1 else "")
-                    rates.setdefault((fw, dtype), []).append(rate)
-                    print(f"run {r + 1}/{FLAGS.repeats}  {fw:4s} {dtype:8s}  {rate:7.2f} "
-                          f"examples/s  loss {loss:.4f}  (run took {seconds:.1f} s){other}",
-                          flush=True)
-    finally:
-        for process, conn in workers.values():
-            try:
-                conn.send(("close",))
-                conn.recv()
-            except (OSError, EOFError):
-                pass
-            process.join(timeout=30)
+    for r in range(FLAGS.repeats):
+        for dtype in FLAGS.dtypes:
+            for fw in running:
+                (rate, loss), seconds, share = workers.run(fw, dtype)
+                rates.setdefault((fw, dtype), []).append(rate)
+                print(f"run {r + 1}/{FLAGS.repeats}  {fw:4s} {dtype:8s}  {rate:7.2f} "
+                      f"examples/s  loss {loss:.4f}  (run took {seconds:.1f} s){busy_note(share)}",
+                      flush=True)
+    return rates
 
+
+def _fmt(x, w=9):
+    return f"{x:{w}.2f}" if x is not None else f"{'-':>{w}s}"
+
+
+def table_row(dtype, ours_runs, peer_runs):
+    """Medians, their ratio against the target, and the best runs (ratio and best only where
+    both sides ran)."""
+    ours = statistics.median(ours_runs) if ours_runs else None
+    peer = statistics.median(peer_runs) if peer_runs else None
+    if not (ours and peer):
+        return f"{dtype:9s} {_fmt(ours)} {_fmt(peer)} {'-':>10s}"
+    target = TARGETS.get(dtype)
+    ratio = ours / peer
+    met = ("yes" if ratio >= target else "no ") if target else " - "
+    best = f"| best: {max(ours_runs):7.2f} {max(peer_runs):7.2f} " \
+           f"{max(ours_runs) / max(peer_runs):5.2f}x"
+    return f"{dtype:9s} {_fmt(ours)} {_fmt(peer)} {ratio:9.2f}x {target or 0:7.1f}x  {met}  {best}"
+
+
+def print_table(rates):
     print()
     print(f"Examples/s over {FLAGS.repeats} runs each (peer's MLM logits: "
           + ("at the masked positions only, as ours" if FLAGS.peer_mlm == "gathered"
@@ -441,21 +430,21 @@ def main(argv):
     print(f"{'':9s} {'(median)':>9s} {'(median)':>9s}")
     print(header)
     print("-" * len(header))
-    fmt = lambda x, w=9: f"{x:{w}.2f}" if x is not None else f"{'-':>{w}s}"  # noqa: E731
     for dtype in FLAGS.dtypes:
-        ours_runs, peer_runs = rates.get(("ours", dtype)), rates.get(("peer", dtype))
-        ours = statistics.median(ours_runs) if ours_runs else None
-        peer = statistics.median(peer_runs) if peer_runs else None
-        if ours and peer:
-            target = TARGETS.get(dtype)
-            ratio = ours / peer
-            met = ("yes" if ratio >= target else "no ") if target else " - "
-            best = f"| best: {max(ours_runs):7.2f} {max(peer_runs):7.2f} " \
-                   f"{max(ours_runs) / max(peer_runs):5.2f}x"
-            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {ratio:9.2f}x {target or 0:7.1f}x  {met}  "
-                  f"{best}")
-        else:
-            print(f"{dtype:9s} {fmt(ours)} {fmt(peer)} {'-':>10s}")
+        print(table_row(dtype, rates.get(("ours", dtype)), rates.get(("peer", dtype))))
+
+
+def main(argv):
+    del argv
+    check_flags()
+    print_cpu()
+    # Ours' worker also makes the shared initial weights, so it starts even with --frameworks=peer.
+    frameworks = [fw for fw in ("ours", "peer") if fw in FLAGS.frameworks or fw == "ours"]
+    with _side_by_side.Workers(Side, frameworks, malloc=FLAGS.malloc) as workers:
+        print_model()
+        running = set_up(workers)
+        rates = timed_rounds(workers, running)
+    print_table(rates)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,15 @@ def real_model_dir():
 def real_vocab_file():
     """Path of the real uncased BERT vocab.txt."""
     return os.path.join(real_model_dir(), "vocab.txt")
+
+
+def converted_minilm(directory):
+    """The real weights converted to the original checkpoint layout in `directory`
+    (convert_hf_checkpoint.py, as the demo does): {root, vocab_file, bert_config_file,
+    init_checkpoint}. About a second."""
+    import convert_hf_checkpoint  # pylint: disable=import-outside-toplevel  (TensorFlow)
+    directory = str(directory)
+    convert_hf_checkpoint.convert_hf_to_bert(directory, hf_model_dir=real_model_dir())
+    return dict(root=directory, vocab_file=os.path.join(directory, "vocab.txt"),
+                bert_config_file=os.path.join(directory, "bert_config.json"),
+                init_checkpoint=os.path.join(directory, "bert_model.ckpt"))

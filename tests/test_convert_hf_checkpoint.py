@@ -15,7 +15,7 @@ import convert_hf_checkpoint as convert
 import modeling
 import tokenization
 from real_model import real_model_dir
-from script_main import run_script_main
+from script_main import error_line, run_script_command, run_script_main
 
 TOLERANCE = 1e-4
 
@@ -82,7 +82,8 @@ def test_real_weights_give_huggingface_outputs(minilm_dir, converted_minilm):
         assert missing == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
 
     torch_model = transformers.BertModel.from_pretrained(minilm_dir).eval()
-    # Our tokenizer, token-for-token identical to HF's (tests/test_tokenization.py), with the
+    # Our tokenizer, token-for-token identical to HF's on text like these sentences (it differs
+    # only on private-use and newly assigned characters: tests/test_tokenization.py), with the
     # real vocabulary. (transformers 5's BertTokenizerFast(vocab_file=...) ignores the file and
     # builds a 5-entry vocabulary: every token would be [UNK].)
     tokenizer = tokenization.FullTokenizer(os.path.join(converted_minilm, "vocab.txt"))
@@ -243,6 +244,36 @@ def test_heads_from_safetensors_match_torch(tiny_hf, tmp_path):
     assert_heads_match_torch(out, torch_model)
 
 
+def test_a_token_classifier_converts_to_run_ner_s_model(tmp_path):
+    """HF BertForTokenClassification's classifier.* map to output_weights / output_bias, the names
+    of modeling.BertTokenClassifier (run_ner.py): the converted model gives HF's logits per token
+    (it has no pooler, which the tagger does not use)."""
+    torch.manual_seed(5)
+    hf_model = transformers.BertForTokenClassification(
+        transformers.BertConfig(num_labels=5, **TINY)).eval()
+    with torch.no_grad():
+        for name, p in hf_model.named_parameters():
+            p.copy_((1.0 if name.endswith("LayerNorm.weight") else 0.0) + 0.1 * torch.randn_like(p))
+    hf_model.save_pretrained(str(tmp_path / "hf"))
+    write_vocab(tmp_path / "hf" / "vocab.txt")
+    report = convert.convert_hf_to_bert(str(tmp_path / "out"), hf_model_dir=str(tmp_path / "hf"))
+    assert report.groups == {"classifier"}
+    config = modeling.BertConfig.from_json_file(str(tmp_path / "out" / "bert_config.json"))
+    model = modeling.BertTokenClassifier(config, 5)
+    _, missing, unused = checkpoints.restore(checkpoints.named_variables(model),
+                                             str(tmp_path / "out" / "bert_model.ckpt"))
+    assert missing == ["bert/pooler/dense/bias", "bert/pooler/dense/kernel"] and not unused
+    ids, mask, types, _ = tiny_inputs()
+    ours = model(dict(input_ids=tf.constant(ids), input_mask=tf.constant(mask),
+                      segment_ids=tf.constant(types))).numpy()
+    with torch.no_grad():
+        theirs = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),
+                          attention_mask=torch.tensor(mask, dtype=torch.long),
+                          token_type_ids=torch.tensor(types, dtype=torch.long)).logits.numpy()
+    assert ours.shape == (3, 10, 5)
+    assert max_diff_on_real_positions(ours, theirs, mask) <= TOLERANCE
+
+
 def test_heads_from_pytorch_model_bin_match_torch(tiny_hf, tmp_path):
     directory, torch_model = tiny_hf
     weights = tmp_path / "bin" / "pytorch_model.bin"
@@ -374,12 +405,13 @@ def test_unknown_names_are_reported_not_dropped_silently(tiny_hf, tmp_path):
     assert any("rotary" in w for w in report.warnings)
 
 
-def test_non_empty_output_dir_needs_overwrite(tiny_hf, tmp_path):
+def test_non_empty_output_dir_needs_overwrite(tiny_hf, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "something").write_text("keep me")
-    with pytest.raises(SystemExit, match="not empty.*--overwrite"):
-        run_main(hf_model_dir=tiny_hf[0], output_dir=str(out))
+    assert run_script_command(convert, hf_model_dir=tiny_hf[0], output_dir=str(out)) == 1
+    assert error_line(*capsys.readouterr()).startswith(
+        f"ERROR: --output_dir {out} is not empty; pass --overwrite")
     assert sorted(os.listdir(out)) == ["something"]
     assert run_main(hf_model_dir=tiny_hf[0], output_dir=str(out), overwrite="true") == 0
     assert (out / "something").read_text() == "keep me"

@@ -8,6 +8,7 @@ the project's converter and compares with `transformers.BertModel` on torch.
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,12 +17,12 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
-import convert_hf_checkpoint
 import extract_features as ef
 import modeling
 import tokenization
-from real_model import real_model_dir
-from script_main import run_script_main
+import training
+from real_model import converted_minilm, real_model_dir
+from script_main import error_line, run_script_command, run_script_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4
@@ -92,6 +93,13 @@ def model_flags(model, **overrides):
 def run_main(**flag_values):
     """Runs extract_features.main() with these flags, as the command line would."""
     return run_script_main(ef, **flag_values)
+
+
+def command_error(capsys, **flag_values):
+    """The ERROR line of extract_features.main() run as the command line runs it (exit status 1,
+    no traceback)."""
+    assert run_script_command(ef, **flag_values) == 1
+    return error_line(*capsys.readouterr())
 
 
 def extract(model, input_file, output_file, **kwargs):
@@ -407,13 +415,13 @@ def test_windows_cover_the_input_in_order(monkeypatch):
     assert ef.line_windows(examples, True, False, 40) == [(0, 2), (2, 4), (4, 6)]
 
 
-def test_non_utf8_input_names_file_and_line(tiny, tmp_path):
+def test_non_utf8_input_names_file_and_line(tiny, tmp_path, capsys):
     source = tmp_path / "input.txt"
     source.write_bytes(b"fine line\nstill fine, caf\xc3\xa9\nbad \xff\xfe here\nfine\n")
     with pytest.raises(ValueError, match=r"input\.txt, line 3 is not valid UTF-8: byte 0xff"):
         extract(tiny, str(source), str(tmp_path / "out.jsonl"))
-    with pytest.raises(SystemExit, match=r"ERROR: .*input\.txt, line 3 is not valid UTF-8"):
-        run_main(**model_flags(tiny, input_file=source, output_file=tmp_path / "out.jsonl"))
+    assert re.match(r"ERROR: .*input\.txt, line 3 is not valid UTF-8", command_error(
+        capsys, **model_flags(tiny, input_file=source, output_file=tmp_path / "out.jsonl")))
     assert sorted(os.listdir(tmp_path)) == ["input.txt"]   # no output, no temporary file
 
 
@@ -436,18 +444,18 @@ def test_a_failed_run_leaves_the_previous_output_and_no_temporary_file(tiny, tmp
     assert sorted(os.listdir(tmp_path)) == ["input.txt", out.name]
 
 
-def test_missing_or_invalid_init_checkpoint_is_a_clear_error(tiny, tmp_path):
+def test_missing_or_invalid_init_checkpoint_is_a_clear_error(tiny, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     missing_input = str(tmp_path / "no_such_input.txt")
     # Checked before anything else: the input is not even read.
-    with pytest.raises(SystemExit, match="ERROR: --init_checkpoint is required"):
-        run_main(**model_flags(tiny, init_checkpoint="", input_file=missing_input,
-                               output_file=out))
+    assert command_error(capsys, **model_flags(tiny, init_checkpoint="", input_file=missing_input,
+                                               output_file=out)).startswith(
+        "ERROR: --init_checkpoint is required")
     with pytest.raises(checkpoints.CheckpointError, match="no checkpoint found"):
         extract(tiny, missing_input, str(out), init_checkpoint=str(tmp_path / "nothing.ckpt"))
-    with pytest.raises(SystemExit, match="ERROR: .*nothing.ckpt: no checkpoint found"):
-        run_main(**model_flags(tiny, init_checkpoint=tmp_path / "nothing.ckpt",
-                               input_file=missing_input, output_file=out))
+    assert re.match("ERROR: .*nothing.ckpt: no checkpoint found", command_error(
+        capsys, **model_flags(tiny, init_checkpoint=tmp_path / "nothing.ckpt",
+                              input_file=missing_input, output_file=out)))
     source = write_input(tmp_path / "input.txt", ["hello"])
     # Names that match nothing.
     checkpoints.save(str(tmp_path / "other" / "model.ckpt"),
@@ -500,7 +508,7 @@ def test_mirrored_strategy_gives_the_same_features(tiny, tmp_path):
     source = write_input(tmp_path / "input.txt", LINES)
     extract(tiny, source, str(tmp_path / "one.npz"), layers="-1,0", batch_size=3,
             output_format="npz")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     extract(tiny, source, str(tmp_path / "two.npz"), layers="-1,0", batch_size=3,
             output_format="npz", strategy=strategy)   # 3 rows -> 4, two per replica
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
@@ -565,11 +573,7 @@ REAL_LINES = [
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("minilm_bert"))
-    convert_hf_checkpoint.convert_hf_to_bert(out, hf_model_dir=real_model_dir())
-    return dict(root=out, vocab_file=os.path.join(out, "vocab.txt"),
-                bert_config_file=os.path.join(out, "bert_config.json"),
-                init_checkpoint=os.path.join(out, "bert_model.ckpt"))
+    return converted_minilm(tmp_path_factory.mktemp("minilm_bert"))
 
 
 def test_real_minilm_matches_transformers(minilm, tmp_path):

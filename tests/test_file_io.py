@@ -116,6 +116,49 @@ def test_atomic_open_on_a_remote_filesystem():
     assert tf.io.gfile.listdir("ram://atomic_open") == ["file.bin"]
 
 
+def _write_tree(root, text):
+    os.makedirs(os.path.join(root, "variables"))
+    for name in ("saved_model.pb", os.path.join("variables", "data")):
+        with open(os.path.join(root, name), "w") as f:
+            f.write(text)
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    path = str(tmp_path / "out" / "export")  # the parent is created
+    with file_io.atomic_directory(path) as temp:
+        assert temp != path and not os.path.exists(path)
+        _write_tree(temp, "first")
+    assert open(os.path.join(path, "variables", "data")).read() == "first"
+    with pytest.raises(file_io.InputError, match="export already exists"):
+        with file_io.atomic_directory(path):
+            pass
+    with pytest.raises(RuntimeError):
+        with file_io.atomic_directory(path, overwrite=True) as temp:
+            _write_tree(temp, "half")
+            raise RuntimeError("interrupted")
+    assert open(os.path.join(path, "saved_model.pb")).read() == "first"
+    with file_io.atomic_directory(path, overwrite=True) as temp:
+        _write_tree(temp, "second")
+    assert open(os.path.join(path, "saved_model.pb")).read() == "second"
+    assert os.listdir(tmp_path / "out") == ["export"]  # no temporary or old directory left
+
+
+def test_atomic_directory_on_a_remote_filesystem():
+    tf = pytest.importorskip("tensorflow")
+    path = "ram://atomic_directory/export"
+    for text in ("first", "second"):
+        with file_io.atomic_directory(path, overwrite=True) as temp:
+            tf.io.gfile.makedirs(temp + "/variables")
+            with tf.io.gfile.GFile(temp + "/variables/data", "w") as f:
+                f.write(text)
+        with tf.io.gfile.GFile(path + "/variables/data") as f:
+            assert f.read() == text
+    with pytest.raises(file_io.InputError, match="already exists"):
+        with file_io.atomic_directory(path):
+            pass
+    assert tf.io.gfile.listdir("ram://atomic_directory") == ["export"]
+
+
 def test_local_paths_do_not_import_tensorflow(tmp_path):
     a = _write(tmp_path / "a.txt")
     code = ("import sys, file_io; "

@@ -1,6 +1,9 @@
 """Tests for metrics.py: hand-computed cases, the documented edge cases, and cross-checks on random
-data against scipy and scikit-learn (test-only dependencies in requirements-test.txt)."""
+data against scipy and scikit-learn, and for tagging against seqeval (test-only dependencies in
+requirements-test.txt)."""
 import math
+import warnings
+from itertools import chain
 
 import numpy as np
 import pytest
@@ -238,3 +241,155 @@ def test_against_sklearn_on_random_data():
             skm.f1_score(matrix_labels, matrix_predictions, average="micro", zero_division=0))
         assert result["exact_match"] == \
             pytest.approx(skm.accuracy_score(matrix_labels, matrix_predictions))
+
+
+# ---------------------------------------------------------------------------
+# Tagging: entities as conlleval reads them, against seqeval (a test-only oracle).
+# ---------------------------------------------------------------------------
+
+def seqeval_entities(sentences, scheme=None):
+    """{(sentence, type, first, last)} as seqeval finds them: its default (conlleval) mode, or
+    strict mode for `scheme`."""
+    from seqeval import scheme as schemes
+    from seqeval.metrics.sequence_labeling import get_entities
+    if scheme is None:
+        spans = set()
+        for k, tags in enumerate(sentences):
+            spans.update((k, *span) for span in get_entities(list(tags)))
+        return spans
+    entities = schemes.Entities([list(s) for s in sentences], getattr(schemes, scheme))
+    return {(e.sent_id, e.tag, e.start, e.end - 1) for e in chain(*entities.entities)}
+
+
+def ours(sentences, scheme=None):
+    return {(k, *span) for k, tags in enumerate(sentences)
+            for span in metrics.entity_spans(tags, scheme)}
+
+
+def seqeval_scores(gold, predicted, scheme=None):
+    """seqeval's overall micro scores and its per-type report."""
+    from seqeval import scheme as schemes
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+    options = {} if scheme is None else dict(mode="strict", scheme=getattr(schemes, scheme))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # its undefined-metric warnings: 0.0, as ours
+        report = classification_report(gold, predicted, output_dict=True, zero_division=0,
+                                       **options)
+        overall = {"precision": precision_score(gold, predicted, zero_division=0, **options),
+                   "recall": recall_score(gold, predicted, zero_division=0, **options),
+                   "f1": f1_score(gold, predicted, zero_division=0, **options)}
+    per_type = {name: values for name, values in report.items() if not name.endswith(" avg")}
+    return overall, per_type
+
+
+def assert_scores_match_seqeval(gold, predicted, scheme=None):
+    ours_ = metrics.entity_scores(gold, predicted, scheme)
+    overall, per_type = seqeval_scores(gold, predicted, scheme)
+    for name, value in overall.items():
+        assert ours_[name] == pytest.approx(value, abs=1e-12), (name, gold, predicted)
+    assert set(ours_["per_type"]) == set(per_type)
+    for type_, values in per_type.items():
+        mine = ours_["per_type"][type_]
+        assert mine["support"] == values["support"]
+        for name in ("precision", "recall"):
+            assert mine[name] == pytest.approx(values[name], abs=1e-12), (type_, name)
+        assert mine["f1"] == pytest.approx(values["f1-score"], abs=1e-12), type_
+
+
+# Hand-made sentences: IOB1 (entities starting with I-), IOB2, IOBES, type changes inside a run,
+# entities at the edges, lone E- and I- tags.
+HAND_GOLD = [
+    ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "O"],          # IOB1: Ada Moss / Riverton / Ashford
+    ["B-PER", "I-PER", "O", "B-ORG", "I-ORG", "I-ORG"],       # IOB2, entity at the end
+    ["S-PER", "O", "B-ORG", "I-ORG", "E-ORG", "S-LOC"],       # IOBES
+    ["O", "O", "O"],
+    ["B-MISC"],
+]
+HAND_PREDICTED = [
+    ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "O"],          # first right, two LOCs merged
+    ["I-PER", "I-PER", "O", "B-ORG", "I-LOC", "I-ORG"],       # type change splits the ORG
+    ["B-PER", "O", "B-ORG", "I-ORG", "E-ORG", "E-LOC"],       # B- alone, lone E- starts one
+    ["O", "I-PER", "O"],                                       # a spurious I- entity
+    ["B-MISC"],
+]
+
+
+def test_entity_spans_by_hand():
+    spans = metrics.entity_spans
+    assert spans(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "O"]) == [
+        ("PER", 0, 1), ("LOC", 3, 3), ("LOC", 4, 4)]
+    assert spans(["B-ORG", "I-LOC", "I-ORG"]) == [("ORG", 0, 0), ("LOC", 1, 1), ("ORG", 2, 2)]
+    assert spans(["B-ORG", "I-ORG", "E-ORG", "E-ORG", "S-LOC", "I-LOC"]) == [
+        ("ORG", 0, 2), ("ORG", 3, 3), ("LOC", 4, 4), ("LOC", 5, 5)]
+    assert spans(["O"] * 3) == [] and spans([]) == []
+    # Strict: an I- without its B-, and an IOBES entity without its E-, are not entities.
+    assert spans(["I-PER", "I-PER", "O", "B-LOC", "I-LOC"], "IOB2") == [("LOC", 3, 4)]
+    assert spans(["B-PER", "I-PER", "O", "S-LOC", "B-ORG", "E-ORG", "E-ORG"], "IOBES") == [
+        ("LOC", 3, 3), ("ORG", 4, 5)]
+    with pytest.raises(ValueError, match="not an IOB2 tag"):
+        spans(["S-PER"], "IOB2")
+    with pytest.raises(ValueError, match="not a chunk tag"):
+        spans(["NN"])
+
+
+def test_entity_scores_by_hand_and_as_seqeval():
+    scores = metrics.entity_scores(HAND_GOLD, HAND_PREDICTED)
+    # Gold: PER LOC LOC | PER ORG | PER ORG LOC | - | MISC = 9 entities. Predicted: PER LOC |
+    # PER ORG LOC ORG | PER ORG LOC | PER | MISC = 11. Correct: PER | PER | PER ORG LOC | - | MISC
+    # = 6 (a lone B-PER is an entity in conlleval's reading; E-LOC after E-ORG starts one).
+    assert (scores["gold"], scores["predicted"], scores["correct"]) == (9, 11, 6)
+    assert scores["precision"] == pytest.approx(6 / 11) and scores["recall"] == pytest.approx(6 / 9)
+    assert scores["f1"] == pytest.approx(12 / 20)
+    assert scores["per_type"]["PER"] == pytest.approx(
+        dict(precision=3 / 4, recall=3 / 3, f1=6 / 7, support=3))
+    assert scores["per_type"]["ORG"] == pytest.approx(
+        dict(precision=1 / 3, recall=1 / 2, f1=2 / 5, support=2))
+    assert_scores_match_seqeval(HAND_GOLD, HAND_PREDICTED)
+    iob2 = (1, 3, 4)   # the sentences without E- and S- tags
+    assert_scores_match_seqeval([HAND_GOLD[k] for k in iob2], [HAND_PREDICTED[k] for k in iob2],
+                                "IOB2")
+
+
+def test_nothing_found_or_nothing_to_find_scores_zero():
+    scores = metrics.entity_scores([["O", "O"]], [["O", "O"]])
+    assert (scores["precision"], scores["recall"], scores["f1"]) == (0.0, 0.0, 0.0)
+    scores = metrics.entity_scores([["B-PER", "O"]], [["O", "O"]], types=["LOC", "PER"])
+    assert scores["recall"] == 0.0 and scores["per_type"]["LOC"]["support"] == 0
+    with pytest.raises(ValueError, match="2 gold tags but 1 predicted"):
+        metrics.entity_scores([["O", "O"]], [["O"]])
+
+
+def random_sentences(rng, prefixes, types, n):
+    return [[("O" if p == "O" else f"{p}-{rng.choice(types)}")
+             for p in rng.choice(list(prefixes), size=rng.integers(1, 12))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("prefixes, scheme", [
+    ("BIO", None), ("BIOO", "IOB2"), ("IO", None), ("BIOES", None), ("BIOESO", "IOBES")])
+def test_entities_and_scores_match_seqeval_on_random_tags(prefixes, scheme):
+    """Random tags in each scheme (with I- starts, type changes, broken IOBES entities); gold and
+    predictions from one distribution, the predictions partly copied from the gold tags."""
+    rng = np.random.default_rng(len(prefixes) + 10 * (scheme is None))
+    types = ["PER", "LOC", "ORG"]
+    for _ in range(20):
+        gold = random_sentences(rng, prefixes, types, 30)
+        predicted = [g if rng.random() < 0.3 else s
+                     for g, s in zip(gold, random_sentences(rng, prefixes, types, 30))]
+        predicted = [(p + ["O"] * len(g))[:len(g)] for g, p in zip(gold, predicted)]
+        assert ours(gold, scheme) == seqeval_entities(gold, scheme)
+        assert_scores_match_seqeval(gold, predicted, scheme)
+
+
+def test_tagging_metrics_for_entities_and_for_other_tags():
+    tags = ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
+    results = metrics.tagging_metrics([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "B-LOC"]],
+                                      tags)
+    assert results == pytest.approx(dict(
+        accuracy=2 / 3, precision=0.5, recall=1.0, f1=2 / 3, gold_entities=1,
+        predicted_entities=2, correct_entities=1, LOC_precision=0.0, LOC_recall=0.0, LOC_f1=0.0,
+        LOC_support=0, PER_precision=1.0, PER_recall=1.0, PER_f1=1.0, PER_support=1))
+    assert metrics.tagging_main_metric(tags) == "f1"
+    # Parts of speech: no entities, token accuracy only.
+    assert metrics.tagging_metrics([["NN", "VB"]], [["NN", "NN"]], ["NN", "VB"]) == {
+        "accuracy": 0.5}
+    assert metrics.tagging_main_metric(["NN", "VB"]) == "accuracy"

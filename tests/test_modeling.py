@@ -19,6 +19,21 @@ def tiny_config(**overrides):
     return modeling.BertConfig(**{**TINY, **overrides})
 
 
+def tiny_pretrained_model(root, vocab, seed=0, **overrides):
+    """vocab.txt, bert_config.json and a bert_model.ckpt (bert/* and cls/*, random weights) of
+    a tiny config with `vocab` (a list of entries) in directory `root`, as a released model's:
+    {vocab_file, bert_config_file, init_checkpoint} paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = tiny_config(vocab_size=len(vocab), **overrides)
+    config.to_json_file(str(root / "bert_config.json"))
+    tf.random.set_seed(seed)
+    checkpoints.save(str(root / "bert_model.ckpt"),
+                     checkpoints.named_variables(modeling.BertPretrainer(config)))
+    return dict(vocab_file=str(root / "vocab.txt"), bert_config_file=str(root / "bert_config.json"),
+                init_checkpoint=str(root / "bert_model.ckpt"))
+
+
 def inputs(batch=3, seq=7, seed=0):
     rng = np.random.RandomState(seed)
     ids = rng.randint(1, 99, (batch, seq)).astype(np.int32)
@@ -223,6 +238,39 @@ def test_losses():
     assert float(loss) == pytest.approx(np.log(2), rel=1e-4)  # the padded prediction is ignored
     loss, _ = modeling.classification_loss(tf.constant([[0.0, 0.0]]), tf.constant([1]))
     assert float(loss) == pytest.approx(np.log(2), rel=1e-5)
+
+
+def test_token_classifier_scores_every_token_and_its_loss_only_the_scored_ones():
+    config = tiny_config()
+    model = modeling.BertTokenClassifier(config, num_labels=4)
+    ids, mask, types = inputs()
+    features = dict(input_ids=ids, input_mask=mask, segment_ids=types)
+    logits = model(features)
+    assert logits.shape == (3, 7, 4) and logits.dtype == tf.float32
+    # The head is the classifier's output layer applied to each token's last hidden state.
+    sequence = model.bert(ids, mask, types).sequence_output.numpy()
+    expected = sequence @ model.classifier.output_weights.numpy().T \
+        + model.classifier.output_bias.numpy()
+    np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5)
+    names = {n: v.shape.as_list() for n, v in checkpoints.named_variables(model).items()}
+    assert names["output_weights"] == [4, 32] and names["output_bias"] == [4]
+    assert not [n for n in names if n.startswith("cls/")]
+    # Dropout on the sequence output in training only.
+    assert not np.allclose(model(features, training=True), logits)
+    # The loss: mean cross entropy over the scored tokens; the others change nothing.
+    labels = tf.constant(np.random.RandomState(1).randint(0, 4, (3, 7)), tf.int32)
+    weights = np.zeros((3, 7), np.float32)
+    weights[0, 1], weights[1, 2], weights[2, 1] = 1, 1, 1
+    loss, per_token = modeling.token_classification_loss(logits, labels, weights)
+    log_p = tf.nn.log_softmax(logits).numpy()
+    rows, cols = np.nonzero(weights)
+    assert float(loss) == pytest.approx(-np.mean(log_p[rows, cols, labels.numpy()[rows, cols]]),
+                                        rel=1e-5)
+    assert np.count_nonzero(per_token.numpy()) == 3
+    other_labels = tf.where(weights > 0, labels, (labels + 1) % 4)
+    assert float(modeling.token_classification_loss(logits, other_labels, weights)[0]) == \
+        pytest.approx(float(loss))
+    assert float(modeling.token_classification_loss(logits, labels, weights * 0)[0]) == 0.0
 
 
 # -- names -----------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import common_flags
 import metrics
 import modeling
 import run_classifier
-from script_main import read_results, run_script_main
+from script_main import built_model, read_results, run_script_main
 from test_modeling import tiny_config
 
 SEQ = 32
@@ -442,24 +442,6 @@ def test_eval_every_n_steps_keeps_the_best_checkpoint(env, tmp_path):
         assert recomputed[key] == pytest.approx(results[key], rel=1e-5), key
 
 
-def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_path):
-    runner = types.SimpleNamespace(model_variables={"w": tf.Variable([1.0, 2.0], name="w")},
-                                   global_step=tf.Variable(0, dtype=tf.int64))
-    directory = str(tmp_path / "best")
-    best = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
-    for step, value, saved in ((1, 0.5, True), (2, 0.4, False), (3, float("nan"), False),
-                               (4, 0.5, False), (5, 0.7, True)):
-        runner.global_step.assign(step)
-        runner.model_variables["w"].assign([step, step])
-        assert best.update({"eval_f1": value, "global_step": step}) == saved, step
-    assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-5")
-    assert len(tf.io.gfile.glob(os.path.join(directory, "*.index"))) == 1
-    assert checkpoints.read(directory)["w"].tolist() == [5.0, 5.0]
-    restarted = run_classifier.BestCheckpoint(runner, directory, "f1", ["a", "b"])
-    assert restarted.best == 0.7
-    assert not restarted.update({"eval_f1": 0.6, "global_step": 6})
-
-
 # -- Bad input: a clear message before anything is written ---------------------------------------
 
 def write_sst2(directory, train=None, dev=None, test=True):
@@ -526,6 +508,16 @@ def test_flag_errors(env, tmp_path):
                 task_name="sst-2", do_train="false", eval_every_steps=10)
     run_failing(env, tmp_path, tmp_path / "o7", ValueError, "nothing to evaluate: no checkpoint",
                 task_name="sst-2", do_train="false", init_checkpoint="")
+
+
+def test_gradient_checkpointing_flag_reaches_the_model(env, tmp_path):
+    # What the option does: tests/test_gradient_checkpointing.py.
+    write_glue("sst-2", tmp_path / "data")
+    for value in (False, True):
+        model = built_model(run_classifier, **base_flags(
+            env, tmp_path / "data", tmp_path / "out", task_name="sst-2", do_train="true",
+            gradient_checkpointing=value))
+        assert model.bert.gradient_checkpointing is value
 
 
 def test_two_mirrored_replicas_evaluate_and_predict_every_example_in_order(env, tmp_path_factory,

@@ -240,6 +240,14 @@ def test_two_mirrored_replicas_train_and_evaluate_every_example(data, tmp_path):
     assert all(np.isfinite(v) for v in results.values()), results
 
 
+def test_gradient_checkpointing_flag_reaches_the_model(data, tmp_path):
+    # What the option does: tests/test_gradient_checkpointing.py.
+    for value in (False, True):
+        model = script_main.built_model(run_pretraining, **tiny_flags(
+            data, tmp_path, do_train=True, num_train_steps=1, gradient_checkpointing=value))
+        assert model.bert.gradient_checkpointing is value
+
+
 # -- Bad inputs fail early, naming the culprit ---------------------------------------------------
 
 def test_feature_length_mismatch_names_file_feature_and_flag(data, tmp_path):

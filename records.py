@@ -16,7 +16,6 @@ key (1) and a Feature (2) whose bytes_list (1), float_list (2) or int64_list (3)
 values (field 1). tests/test_records.py checks the bytes against tf.train.Example and
 tf.io.TFRecordWriter.
 """
-import functools
 import struct
 
 import numpy as np
@@ -29,8 +28,10 @@ FLOAT_LIST, INT64_LIST = b"\x12", b"\x1a"
 # -- tf.train.Feature protos ----------------------------------------------------------------------
 
 
-@functools.cache
 def _tf_train():
+    # No functools.cache: a cached function is pickled by name, which would tie the modules
+    # pretraining_pipeline.py ships to Beam workers by value to an importable `records`. After
+    # the first call the import is a lookup in sys.modules.
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (see the module docstring)
     return tf.train
 

@@ -1,0 +1,316 @@
+"""create_pretraining_data on Apache Beam: the same records from a laptop to a cluster.
+
+`create_pretraining_data.py --runner=...` runs `run()`; without --runner the script keeps its
+one-machine path. Both make records with pretraining_data.py (the original algorithm and the
+record format), so `run_pretraining.py` reads either. The steps:
+
+  Reshuffle        the input files spread over the workers;
+  ReadDocuments    each file read in pieces of about --block_size_mb that end at document breaks
+                   (memory does not grow with a file), decoded (a byte that is not UTF-8 fails the
+                   pipeline naming file, line and column) and cut into documents. A document's key
+                   is (file number, document number in the file); a hash of the key and
+                   --random_seed puts it in one of G groups, G = input bytes / block size: the
+                   global shuffle, so a group holds documents from all over the corpus;
+  GroupByKey       the documents of a group (about --block_size_mb of text);
+  MakeRecords      tokenizes them (in key order), makes each document's pairs with a seed of its
+                   own (--random_seed, file and document number), the random next documents
+                   drawn from its group, then shuffles and masks the group's pairs with the
+                   group's seed and encodes them; a record goes to the output file its CRC picks;
+  GroupByKey       each output file's records;
+  WriteShard       each output file written under a temporary name, in a hidden directory beside
+                   the first output;
+  Finalize         once every file is written, renames them to their final names (or, when there
+                   are no records at all, fails and renames nothing). A failed run leaves nothing
+                   under the final names: the driver removes the temporary directory.
+
+Every seed comes from --random_seed and document keys, and every order that matters is a sort by
+key, so the set of records depends on the input, the seed and the block size, never on the
+runner, the number of workers or the bundles; records are assigned to output files by content, so
+each file holds the same records whatever ran it (their order within a file may differ).
+
+Runners: `--runner=DirectRunner` runs Beam's FnApiRunner in this process (recent Beam releases
+would otherwise try the Prism runner, which downloads a binary on first use);
+`--direct_num_workers=N --direct_running_mode=multi_processing` (or multi_threading) gives it N
+workers. Any other name goes to Beam as it is: `--runner=PrismRunner` (Beam's current local
+default), `DataflowRunner`, `FlinkRunner`, `SparkRunner`, with their options. The project's modules
+the workers run are pickled with the pipeline (`_ship_code`), so a cluster's workers need only
+apache-beam and numpy, not this repository.
+
+Counters (namespace "create_pretraining_data": bytes, documents, instances, tokens, masked,
+masked_as_mask, masked_kept, random_next) show a job's progress in the runner's UI; the driver
+reads them at the end for the same summary line as the one-machine path.
+"""
+import dataclasses
+import hashlib
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+
+import apache_beam as beam
+from apache_beam.internal import cloudpickle
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+import numpy as np
+
+import errors
+from errors import InputError
+import file_io
+import pretraining_data
+from pretraining_data import Counts
+import records
+import tokenization
+
+NAMESPACE = "create_pretraining_data"
+# Runner names that mean "Beam's local runner" and get the in-process FnApiRunner.
+_LOCAL_NAMES = ("directrunner", "direct", "switchingdirectrunner")
+
+
+def pipeline_options(pipeline_args):
+    """PipelineOptions of Beam's command-line arguments, with the local runner in process."""
+    options = PipelineOptions(list(pipeline_args))
+    standard = options.view_as(StandardOptions)
+    if (standard.runner or "").lower() in _LOCAL_NAMES:
+        standard.runner = "FnApiRunner"
+    return options
+
+
+def _ship_code():
+    """Pickles this project's modules with the pipeline, by value: workers elsewhere (Dataflow,
+    Flink, Spark; local worker processes started anywhere) need not have the repository."""
+    for module in (errors, file_io, tokenization, records, pretraining_data, sys.modules[__name__]):
+        cloudpickle.register_pickle_by_value(module)
+
+
+# ---------------------------------------------------------------------------
+# Seeds and keys: functions of --random_seed and a document's key only.
+# ---------------------------------------------------------------------------
+
+
+def group_of(seed, file_index, doc_index, num_groups):
+    """The group of document `doc_index` of file `file_index`: uniform over `num_groups`, the
+    same in every process (Python's hash() of a str is not)."""
+    digest = hashlib.blake2b(b"%d/%d/%d" % (seed, file_index, doc_index), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % num_groups
+
+
+def document_rng(seed, file_index, doc_index):
+    return random.Random("%d/%d/%d" % (seed, file_index, doc_index))
+
+
+def group_rngs(seed, group):
+    """(random.Random, numpy Generator) for shuffling and masking a group's pairs."""
+    return (random.Random("%d/group/%d" % (seed, group)),
+            np.random.default_rng([seed % 2**64, 1, group]))
+
+
+def shard_of(frame, num_shards):
+    """The output file of a TFRecord frame: its data CRC (the last 4 bytes) modulo the count."""
+    return int.from_bytes(frame[-4:], "little") % num_shards
+
+
+# ---------------------------------------------------------------------------
+# The steps.
+# ---------------------------------------------------------------------------
+
+
+class ReadDocuments(beam.DoFn):
+    """(file number, path) -> (group, (file number, document number, the document's lines
+    joined by newlines)) for each document of the file."""
+
+    def __init__(self, seed, num_groups, piece_size):
+        self.seed, self.num_groups, self.piece_size = seed, num_groups, piece_size
+        self.bytes = Metrics.counter(NAMESPACE, "bytes")
+
+    def process(self, element):
+        file_index, path = element
+        doc_index = 0
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for piece in pretraining_data.file_pieces(f, path, self.piece_size):
+                self.bytes.inc(len(piece.data))
+                text = pretraining_data.decode_piece(piece)
+                for lines in pretraining_data.document_lines(text):
+                    group = group_of(self.seed, file_index, doc_index, self.num_groups)
+                    yield group, (file_index, doc_index, "\n".join(lines))
+                    doc_index += 1
+
+
+class MakeRecords(beam.DoFn):
+    """(group, its documents) -> (output file number, TFRecord frames for it, concatenated)."""
+
+    def __init__(self, settings, vocab_bytes):
+        self.settings, self.vocab_bytes = settings, vocab_bytes
+        self.counters = {field.name: Metrics.counter(NAMESPACE, field.name)
+                         for field in dataclasses.fields(Counts)
+                         if field.name != "bytes"}
+
+    def setup(self):
+        s = self.settings
+        self.tokenizer = _tokenizer(self.vocab_bytes, s.do_lower_case)
+        self.maker = pretraining_data.InstanceMaker(s, self.tokenizer.vocab)
+        self.encoder = pretraining_data.ExampleEncoder(
+            s.max_seq_length, s.max_predictions_per_seq, max(self.tokenizer.vocab.values()) + 1)
+
+    def process(self, element):
+        group, keyed_documents = element
+        seed = self.settings.random_seed
+        keys, documents = [], []
+        for file_index, doc_index, text in sorted(keyed_documents):
+            document = pretraining_data.tokenized_document(text.split("\n"), self.tokenizer)
+            if document:
+                keys.append((file_index, doc_index))
+                documents.append(document)
+        counts = Counts(documents=len(documents))
+        if documents:
+            pairs = []
+            for index, key in enumerate(keys):
+                pairs.extend(self.maker.document_pairs(documents, index, document_rng(seed, *key)))
+            rng, np_rng = group_rngs(seed, group)
+            rng.shuffle(pairs)
+            instances = self.maker.masked(pairs, rng, np_rng, counts)
+            yield from self._by_shard(records.tfrecord_frames(self.encoder.encode(instances)))
+        for name, counter in self.counters.items():
+            counter.inc(getattr(counts, name))
+
+    def _by_shard(self, frames):
+        n = self.settings.num_outputs
+        shards = [[] for _ in range(n)]
+        for frame in frames:
+            shards[shard_of(frame, n)].append(frame)
+        for shard, shard_frames in enumerate(shards):
+            if shard_frames:
+                yield shard, b"".join(shard_frames)
+
+
+def _tokenizer(vocab_bytes, do_lower_case):
+    """A FullTokenizer of a vocabulary file's bytes: the driver reads --vocab_file, which a
+    worker elsewhere may not reach."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "vocab.txt")
+        with open(path, "wb") as f:
+            f.write(vocab_bytes)
+        return tokenization.FullTokenizer(path, do_lower_case)
+
+
+class WriteShard(beam.DoFn):
+    """(output file number, its frames) -> the number, once written to `temp_dir`/<number>."""
+
+    def __init__(self, temp_dir):
+        self.temp_dir = temp_dir
+
+    def process(self, element):
+        shard, blobs = element
+        with FileSystems.create(_temp_path(self.temp_dir, shard),
+                                compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for blob in blobs:
+                f.write(blob)
+        yield shard
+
+
+def _temp_path(temp_dir, shard):
+    return FileSystems.join(temp_dir, "%05d" % shard)
+
+
+def finalize(written, temp_dir, output_paths, input_paths):
+    """Renames the written files (`written`: their numbers) from `temp_dir` to `output_paths`;
+    an output without records is created empty, as the one-machine path does. With no records
+    at all it raises before renaming anything."""
+    written = set(written)
+    if not written:
+        raise InputError("no instances: %s hold%s no text" % (
+            ", ".join(input_paths), "s" if len(input_paths) == 1 else ""))
+    for shard, path in enumerate(output_paths):
+        if not file_io.is_remote(path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if shard in written:
+            FileSystems.rename([_temp_path(temp_dir, shard)], [path])
+        else:
+            FileSystems.create(path).close()
+    FileSystems.delete([temp_dir])
+
+
+def build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, piece_size, temp_dir):
+    """Adds the steps (see the module docstring) to `pipeline`."""
+    written = (
+        pipeline
+        | "Files" >> beam.Create(list(enumerate(paths)))
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "ReadDocuments" >> beam.ParDo(ReadDocuments(settings.random_seed, num_groups,
+                                                      piece_size))
+        | "Groups" >> beam.GroupByKey()
+        | "MakeRecords" >> beam.ParDo(MakeRecords(settings, vocab_bytes))
+        | "OutputFiles" >> beam.GroupByKey()
+        | "WriteShard" >> beam.ParDo(WriteShard(temp_dir)))
+    _ = (written
+         | "AllWritten" >> beam.combiners.ToList()
+         | "Finalize" >> beam.Map(finalize, temp_dir, list(output_paths), list(paths)))
+
+
+# ---------------------------------------------------------------------------
+# The driver.
+# ---------------------------------------------------------------------------
+
+
+def run(input_patterns, output_paths, settings, block_size, pipeline_args):
+    """Writes the records of `input_patterns` to `output_paths` with the Beam runner of
+    `pipeline_args` (Beam's command-line options); returns (Counts, seconds)."""
+    settings.validate()
+    pretraining_data.check_vocab(settings.vocab_file)
+    paths = file_io.expand_patterns(input_patterns, flag="--input_file")
+    num_groups = max(1, sum(map(file_io.size, paths)) // block_size)
+    with file_io.open_file(settings.vocab_file, "rb") as f:
+        vocab_bytes = f.read()
+    output_paths = [p if file_io.is_remote(p) else os.path.abspath(p) for p in output_paths]
+    temp_dir = file_io.temp_name(output_paths[0])
+    _ship_code()
+    start = time.time()
+    pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
+    build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, block_size, temp_dir)
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state != beam.runners.runner.PipelineState.DONE:
+            raise RuntimeError("the pipeline ended in state %s" % state)
+    except Exception as error:
+        _remove_quietly(temp_dir)
+        input_error = _input_error(error)
+        if input_error is None:
+            raise
+        raise input_error from error
+    return counts_of(result), time.time() - start
+
+
+def _remove_quietly(path):
+    try:
+        FileSystems.delete([path])
+    except Exception:  # pylint: disable=broad-except  (it was never created, or is gone)
+        pass
+
+
+def _input_error(error):
+    """The InputError a worker raised, from the exception a runner reports: the exception itself
+    in process, else a message whose traceback text names it."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, InputError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    # Runners add " [while running 'Step']" to the message, or report the worker's traceback.
+    found = re.search(r"InputError: (.*?)(?: \[while running '[^']*'\])?$", str(error),
+                      re.MULTILINE)
+    return InputError(found.group(1)) if found else None
+
+
+def counts_of(result):
+    """The run's Counts, from its counters."""
+    counts = Counts()
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        name = counter.key.metric.name
+        setattr(counts, name, getattr(counts, name) + value)
+    return counts

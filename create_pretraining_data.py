@@ -26,6 +26,14 @@ document.
 
 Progress goes to stderr; the end prints instances, tokens, the masked share, the 80/10/10 split of
 the masked tokens and the share of random-next pairs.
+
+Beyond one machine: with `--runner` the same flags run an Apache Beam pipeline
+(pretraining_pipeline.py; `pip install -r requirements-beam.txt`) on that runner: DirectRunner (in
+this process, offline), DataflowRunner, FlinkRunner, SparkRunner, ... Flags this script does not
+define are Beam's pipeline options and go to Beam as they are (`--project=...`, `--region=...`,
+`--temp_location=...`, `--direct_num_workers=2`; write them as `--name=value`), and so does
+`--num_workers` when given. `--output_file` also takes `PREFIX@N`: N files named
+PREFIX-00000-of-0000N (on either path).
 """
 import dataclasses
 import multiprocessing
@@ -54,7 +62,8 @@ _string, _bool, _int, _float = (common_flags.DEFINE_string, common_flags.DEFINE_
                                 common_flags.DEFINE_integer, common_flags.DEFINE_float)
 _string("input_file", None,
         "Input raw text file (or comma-separated list of files, globs allowed).")
-_string("output_file", None, "Output TF example file (or comma-separated list of files).")
+_string("output_file", None, "Output TF example file (or comma-separated list of files, or "
+        "PREFIX@N for N files PREFIX-00000-of-0000N).")
 _string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 _bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased "
       "models and False for cased models.")
@@ -73,6 +82,10 @@ _int("num_workers", len(os.sched_getaffinity(0)),
 _float("block_size_mb", 1.0,
        "Input is processed in blocks of about this many MB of text, cut at document breaks; "
        "random next sentences and the shuffle stay within a block. The output depends on it.")
+_string("runner", None,
+        "Run on Apache Beam with this runner (DirectRunner: in this process; DataflowRunner, "
+        "FlinkRunner, SparkRunner, ...); flags this script does not define go to Beam as its "
+        "pipeline options. Without it, this machine's processes (--num_workers) do the work.")
 FLAGS = flags.FLAGS
 
 
@@ -274,24 +287,46 @@ def create_pretraining_data(input_patterns, output_paths, settings, num_workers=
 
 
 def main(argv):
-    del argv
+    outputs = pretraining_data.output_paths(FLAGS.output_file)
     settings = Settings(
         vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
         do_whole_word_mask=FLAGS.do_whole_word_mask, max_seq_length=FLAGS.max_seq_length,
         max_predictions_per_seq=FLAGS.max_predictions_per_seq, random_seed=FLAGS.random_seed,
         dupe_factor=FLAGS.dupe_factor, masked_lm_prob=FLAGS.masked_lm_prob,
-        short_seq_prob=FLAGS.short_seq_prob,
-        num_outputs=len([p for p in FLAGS.output_file.split(",") if p.strip()]))
-    outputs = [p.strip() for p in FLAGS.output_file.split(",") if p.strip()]
-    progress = create_pretraining_data(FLAGS.input_file, outputs, settings,
-                                       max(1, FLAGS.num_workers),
-                                       int(FLAGS.block_size_mb * 1e6))
+        short_seq_prob=FLAGS.short_seq_prob, num_outputs=len(outputs))
+    block_size = int(FLAGS.block_size_mb * 1e6)
+    if FLAGS.runner:
+        summary = run_on_beam(outputs, settings, block_size, argv[1:])
+    else:
+        if argv[1:]:
+            raise InputError("unknown flags or arguments: %s (Beam's pipeline options need "
+                             "--runner)" % " ".join(argv[1:]))
+        progress = create_pretraining_data(FLAGS.input_file, outputs, settings,
+                                           max(1, FLAGS.num_workers), block_size)
+        summary = progress.summary()
     logging.info("Wrote %s", ", ".join(outputs))
-    print(progress.summary(), file=sys.stderr)
+    print(summary, file=sys.stderr)
+
+
+def run_on_beam(outputs, settings, block_size, pipeline_args):
+    """The Beam pipeline on --runner with Beam's own options; returns the summary line."""
+    try:
+        import pretraining_pipeline  # pylint: disable=import-outside-toplevel  (optional)
+    except ModuleNotFoundError as error:
+        if error.name != "apache_beam":
+            raise
+        raise InputError("--runner=%s needs Apache Beam: pip install -r requirements-beam.txt"
+                         % FLAGS.runner) from None
+    args = ["--runner=" + FLAGS.runner] + pipeline_args
+    if FLAGS["num_workers"].present:  # also a Beam option: the number of cluster workers
+        args.append("--num_workers=%d" % FLAGS.num_workers)
+    counts, seconds = pretraining_pipeline.run(FLAGS.input_file, outputs, settings, block_size,
+                                               args)
+    return pretraining_data.summary(counts, seconds)
 
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("input_file")
     flags.mark_flag_as_required("output_file")
     flags.mark_flag_as_required("vocab_file")
-    common_flags.run(main)
+    common_flags.run(main, pass_unknown_flags=True)

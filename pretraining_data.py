@@ -15,6 +15,7 @@ Nothing here imports TensorFlow or Apache Beam, or reads flags.
 """
 import dataclasses
 import itertools
+import re
 import struct
 
 import numpy as np
@@ -440,8 +441,24 @@ def read_documents(text, tokenizer):
 
 
 # ---------------------------------------------------------------------------
-# The vocabulary and the summary.
+# Output names, the vocabulary and the summary.
 # ---------------------------------------------------------------------------
+
+
+def output_paths(output_file):
+    """The files of --output_file: a comma-separated list, or PREFIX@N for N files named
+    PREFIX-00000-of-0000N (the shard names of Beam's file sinks)."""
+    sharded = re.fullmatch(r"(.+)@(\d+)", output_file.strip())
+    if sharded and "," not in output_file:
+        prefix, count = sharded.group(1), int(sharded.group(2))
+        if count < 1:
+            raise InputError("--output_file=%s: the number of files must be at least 1"
+                             % output_file)
+        return ["%s-%05d-of-%05d" % (prefix, i, count) for i in range(count)]
+    paths = [p.strip() for p in output_file.split(",") if p.strip()]
+    if not paths:
+        raise InputError("--output_file names no file")
+    return paths
 
 
 def check_vocab(vocab_file):

@@ -40,8 +40,10 @@ Counters (namespace "create_pretraining_data": bytes, documents, instances, toke
 masked_as_mask, masked_kept, random_next) show a job's progress in the runner's UI; the driver
 reads them at the end for the same summary line as the one-machine path.
 """
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import random
 import re
@@ -272,8 +274,9 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
     build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, block_size, temp_dir)
     try:
-        result = pipeline.run()
-        state = result.wait_until_finish()
+        with _input_errors_not_logged():
+            result = pipeline.run()
+            state = result.wait_until_finish()
         if state != beam.runners.runner.PipelineState.DONE:
             raise RuntimeError("the pipeline ended in state %s" % state)
     except Exception as error:
@@ -285,6 +288,30 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     return counts_of(result), time.time() - start
 
 
+class _DropInputErrorLogs(logging.Filter):
+    """Drops the records in which Beam logs a worker's InputError with its traceback: the script
+    reports it once, as one ERROR line (common_flags.run_main). Other errors are logged."""
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        # By name: a class pickled by value to a worker is a copy of errors.InputError.
+        return not any(cls.__name__ == "InputError" for cls in type(error).__mro__)
+
+
+@contextlib.contextmanager
+def _input_errors_not_logged():
+    """_DropInputErrorLogs on the root logger's handlers (where Beam's records end up) while the
+    pipeline runs in this process."""
+    handlers, drop = list(logging.getLogger().handlers), _DropInputErrorLogs()
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
+
+
 def _remove_quietly(path):
     try:
         FileSystems.delete([path])
@@ -292,18 +319,25 @@ def _remove_quietly(path):
         pass
 
 
+_WHILE_RUNNING = re.compile(r" \[while running '[^']*'\]")
+
+
 def _input_error(error):
-    """The InputError a worker raised, from the exception a runner reports: the exception itself
-    in process, else a message whose traceback text names it."""
-    seen = error
-    while seen is not None:
-        if isinstance(seen, InputError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    # Runners add " [while running 'Step']" to the message, or report the worker's traceback.
-    found = re.search(r"InputError: (.*?)(?: \[while running '[^']*'\])?$", str(error),
-                      re.MULTILINE)
-    return InputError(found.group(1)) if found else None
+    """An InputError with the message of the one a worker raised, from the exception the runner
+    reports (in process: that InputError, its message extended with " [while running 'Step']";
+    from worker processes or a cluster: an error holding the worker's traceback), else None."""
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for link in chain:
+        if isinstance(link, InputError):
+            return InputError(_WHILE_RUNNING.sub("", str(link)))
+    for link in chain:
+        found = re.search(r"InputError: (.*)", str(link))  # the traceback's last line
+        if found:
+            return InputError(_WHILE_RUNNING.sub("", found.group(1)))
+    return None
 
 
 def counts_of(result):

@@ -271,7 +271,12 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     temp_dir = file_io.temp_name(output_paths[0])
     _ship_code()
     start = time.time()
-    pipeline = beam.Pipeline(options=pipeline_options(pipeline_args))
+    options = pipeline_options(pipeline_args)
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except ValueError as error:  # a runner Beam does not know
+        raise InputError("--runner=%s: %s" % (options.view_as(StandardOptions).runner,
+                                              error)) from None
     build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, block_size, temp_dir)
     try:
         with _input_errors_not_logged():

@@ -116,8 +116,8 @@ def throughput(args, workdir):
     print("ratio (MB/s, ours / original): %.1fx   targets: >= 8x and >= 1.2 MB/s" % ratio)
 
 
-def _tree_rss_kb(root_pid):
-    """Resident memory of `root_pid` and all its descendants, from /proc."""
+def process_tree_rss_kb(root_pid):
+    """{pid: resident memory in KB} of `root_pid` and all its descendants, from /proc."""
     parents, rss = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -137,7 +137,12 @@ def _tree_rss_kb(root_pid):
         children = [p for p, parent in parents.items() if parent == pid and p not in tree]
         tree.update(children)
         frontier.extend(children)
-    return sum(rss.get(p, 0) for p in tree)
+    return {p: rss[p] for p in tree if p in rss}
+
+
+def _tree_rss_kb(root_pid):
+    """Resident memory of `root_pid` and all its descendants."""
+    return sum(process_tree_rss_kb(root_pid).values())
 
 
 def memory(args, workdir):

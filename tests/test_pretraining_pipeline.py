@@ -80,6 +80,15 @@ def test_two_worker_processes_write_the_same_records(one_worker, tmp_path):
                                             "out-00001-of-00002"]
 
 
+def test_another_runner_writes_the_same_records(one_worker, tmp_path):
+    """Beam's older local runner (bundles of its own, no Fn API) writes the same files."""
+    one, counts = one_worker
+    other, other_counts = run_beam(tmp_path, pipeline_args=["--runner=BundleBasedDirectRunner"])
+    for mine, theirs in zip(one, other):
+        assert sorted(records_of(mine)) == sorted(records_of(theirs))
+    assert other_counts == counts
+
+
 def test_records_and_counters_match_the_one_machine_path(one_worker, tmp_path):
     """The records' layout and counters, and shares within 4 standard errors of the one-machine
     path's on the same corpus and settings (its own test's bounds)."""

@@ -267,7 +267,9 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     num_groups = max(1, sum(map(file_io.size, paths)) // block_size)
     with file_io.open_file(settings.vocab_file, "rb") as f:
         vocab_bytes = f.read()
-    output_paths = [p if file_io.is_remote(p) else os.path.abspath(p) for p in output_paths]
+    # Workers may run elsewhere, or in another directory.
+    paths, output_paths = ([p if file_io.is_remote(p) else os.path.abspath(p) for p in names]
+                           for names in (paths, output_paths))
     temp_dir = file_io.temp_name(output_paths[0])
     _ship_code()
     start = time.time()

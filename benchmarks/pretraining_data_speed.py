@@ -167,8 +167,10 @@ def memory(args, workdir):
         os.remove(output)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(description, throughput_fn, memory_fn):
+    """The command line of this benchmark and of pretraining_pipeline_speed.py: `throughput_fn`
+    or, with --memory, `memory_fn`, each given (args, a temporary directory)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size_mb", type=float, default=4.4, help="throughput input size")
     parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--memory", default=None,
@@ -177,9 +179,13 @@ def main():
     print_cpu()
     with tempfile.TemporaryDirectory() as workdir:
         if args.memory:
-            memory(args, workdir)
+            memory_fn(args, workdir)
         else:
-            throughput(args, workdir)
+            throughput_fn(args, workdir)
+
+
+def main():
+    run(__doc__.splitlines()[0], throughput, memory)
 
 
 if __name__ == "__main__":

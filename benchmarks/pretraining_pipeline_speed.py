@@ -17,17 +17,15 @@ and the largest peak of a worker process (tokenizing, making and encoding record
 On a cluster the shuffles are the service's (Dataflow Shuffle), so what must not grow with the
 input is a worker's peak.
 """
-import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 
-from _machine import print_cpu  # noqa: E402
+import pretraining_data_speed  # noqa: E402
 from pretraining_data_speed import (  # noqa: E402
     count_records, ours_command, process_tree_rss_kb, timed, write_corpus)
 
@@ -96,18 +94,7 @@ def memory(args, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size_mb", type=float, default=4.4, help="throughput input size")
-    parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--memory", default=None,
-                        help="comma-separated input sizes in MB: measure peak memory instead")
-    args = parser.parse_args()
-    print_cpu()
-    with tempfile.TemporaryDirectory() as workdir:
-        if args.memory:
-            memory(args, workdir)
-        else:
-            throughput(args, workdir)
+    pretraining_data_speed.run(__doc__.splitlines()[0], throughput, memory)
 
 
 if __name__ == "__main__":

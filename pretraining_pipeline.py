@@ -229,11 +229,12 @@ def finalize(written, temp_dir, output_paths, input_paths):
     for shard, path in enumerate(output_paths):
         if not file_io.is_remote(path):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        if shard in written:
-            FileSystems.rename([_temp_path(temp_dir, shard)], [path])
-        else:
+        temp = _temp_path(temp_dir, shard)
+        if shard not in written:
             FileSystems.create(path).close()
-    FileSystems.delete([temp_dir])
+        elif FileSystems.exists(temp):  # (not if a retry of this step renamed it already)
+            FileSystems.rename([temp], [path])
+    _remove_quietly(temp_dir)
 
 
 def build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, piece_size, temp_dir):

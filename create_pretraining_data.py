@@ -12,11 +12,11 @@ with the original features (`input_ids`, `input_mask`, `segment_ids`, `masked_lm
 `masked_lm_ids`, `masked_lm_weights`, `next_sentence_labels`), spread round-robin over the
 comma-separated `--output_file`s, each written under a temporary name and renamed when complete.
 
-The algorithm is the original's (see `InstanceMaker`). What differs is how the work is organised:
-the original read the whole corpus and held every instance in memory on one core. Here the input is
-cut at document breaks into blocks of about `--block_size_mb`; each block is tokenized, turned into
-`--dupe_factor` passes of instances (random next sentences come from other documents of the same
-block), shuffled and serialized by one of `--num_workers` processes, and blocks are written in input
+The algorithm is the original's (`pretraining_data.InstanceMaker`). What differs is how the work is
+organised: the original read the whole corpus and held every instance in memory on one core. Here
+the input is cut at document breaks into blocks of about `--block_size_mb`; each block is
+tokenized, turned into `--dupe_factor` passes of instances (random next sentences come from other
+documents of the same block), shuffled and serialized by one of `--num_workers` processes, and blocks are written in input
 order. Memory therefore stays bounded by a few blocks per worker whatever the input size, and the
 output depends on the seed and the block size but not on the number of workers. Instances are
 shuffled within a block, not across the whole corpus; write several output files when you want

@@ -16,13 +16,13 @@ The algorithm is the original's (`pretraining_data.InstanceMaker`). What differs
 organised: the original read the whole corpus and held every instance in memory on one core. Here
 the input is cut at document breaks into blocks of about `--block_size_mb`; each block is
 tokenized, turned into `--dupe_factor` passes of instances (random next sentences come from other
-documents of the same block), shuffled and serialized by one of `--num_workers` processes, and blocks are written in input
-order. Memory therefore stays bounded by a few blocks per worker whatever the input size, and the
-output depends on the seed and the block size but not on the number of workers. Instances are
-shuffled within a block, not across the whole corpus; write several output files when you want
-training to interleave distant parts of a large corpus. A corpus smaller than one block is one
-pool, as the original's whole corpus was. Small files share blocks; the end of a file ends a
-document.
+documents of the same block), shuffled and serialized by one of `--num_workers` processes, and
+blocks are written in input order. Memory therefore stays bounded by a few blocks per worker
+whatever the input size, and the output depends on the seed and the block size but not on the
+number of workers. Instances are shuffled within a block, not across the whole corpus; write
+several output files when you want training to interleave distant parts of a large corpus. A corpus
+smaller than one block is one pool, as the original's whole corpus was. Small files share blocks;
+the end of a file ends a document.
 
 Progress goes to stderr; the end prints instances, tokens, the masked share, the 80/10/10 split of
 the masked tokens and the share of random-next pairs.

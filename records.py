@@ -97,7 +97,7 @@ def feature_prefix(name, kind, num_bytes):
     of packed values; `kind` is INT64_LIST or FLOAT_LIST.
 
     Everything in it depends only on the name and the size of the values, so an encoder whose
-    features have fixed sizes computes it once per size (see create_pretraining_data.py).
+    features have fixed sizes computes it once per size (pretraining_data.ExampleEncoder).
     """
     values = b"\x0a" + varint(num_bytes)                      # Int64List/FloatList.value
     feature = kind + varint(len(values) + num_bytes)          # Feature.int64_list/float_list

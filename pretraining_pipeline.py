@@ -16,17 +16,19 @@ record format), so `run_pretraining.py` reads either. The steps:
                    own (--random_seed, file and document number), the random next documents
                    drawn from its group, then shuffles and masks the group's pairs with the
                    group's seed and encodes them; a record goes to the output file its CRC picks;
-  GroupByKey       each output file's records;
-  WriteShard       each output file written under a temporary name, in a hidden directory beside
-                   the first output;
-  Finalize         once every file is written, renames them to their final names (or, when there
+  WritePieces      a group's records for one output file written as one piece, in a hidden
+                   temporary directory beside the first output;
+  GroupByKey       the pieces (their names, not their bytes) of each output file;
+  JoinPieces       each output file's pieces copied into one file, in group order;
+  Finalize         once every file is complete, renames them to their final names (or, when there
                    are no records at all, fails and renames nothing). A failed run leaves nothing
                    under the final names: the driver removes the temporary directory.
 
 Every seed comes from --random_seed and document keys, and every order that matters is a sort by
-key, so the set of records depends on the input, the seed and the block size, never on the
-runner, the number of workers or the bundles; records are assigned to output files by content, so
-each file holds the same records whatever ran it (their order within a file may differ).
+key, so the output files depend on the input, the seed and the block size, never on the runner,
+the number of workers or the bundles: byte for byte. No step holds more than a group (about
+--block_size_mb of text and its records) or a file piece at once, so a worker's memory does not
+grow with the input; the temporary pieces take as much space as the output again until the end.
 
 Runners: `--runner=DirectRunner` runs Beam's FnApiRunner in this process (recent Beam releases
 would otherwise try the Prism runner, which downloads a binary on first use);
@@ -47,6 +49,7 @@ import logging
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -143,7 +146,8 @@ class ReadDocuments(beam.DoFn):
 
 
 class MakeRecords(beam.DoFn):
-    """(group, its documents) -> (output file number, TFRecord frames for it, concatenated)."""
+    """(group, its documents) -> (output file number, (group, the group's TFRecord frames for
+    that file, concatenated))."""
 
     def __init__(self, settings, vocab_bytes):
         self.settings, self.vocab_bytes = settings, vocab_bytes
@@ -175,7 +179,9 @@ class MakeRecords(beam.DoFn):
             rng, np_rng = group_rngs(seed, group)
             rng.shuffle(pairs)
             instances = self.maker.masked(pairs, rng, np_rng, counts)
-            yield from self._by_shard(records.tfrecord_frames(self.encoder.encode(instances)))
+            frames = records.tfrecord_frames(self.encoder.encode(instances))
+            for shard, blob in self._by_shard(frames):
+                yield shard, (group, blob)
         for name, counter in self.counters.items():
             counter.inc(getattr(counts, name))
 
@@ -199,23 +205,46 @@ def _tokenizer(vocab_bytes, do_lower_case):
         return tokenization.FullTokenizer(path, do_lower_case)
 
 
-class WriteShard(beam.DoFn):
-    """(output file number, its frames) -> the number, once written to `temp_dir`/<number>."""
+class WritePiece(beam.DoFn):
+    """(output file number, (group, frames)) -> (the number, the group): the frames written to a
+    piece of their own in `temp_dir`. (Grouping the frames themselves by output file would make a
+    local runner hand a worker all of a file's records at once.)"""
 
     def __init__(self, temp_dir):
         self.temp_dir = temp_dir
 
     def process(self, element):
-        shard, blobs = element
-        with FileSystems.create(_temp_path(self.temp_dir, shard),
+        shard, (group, blob) = element
+        with FileSystems.create(_piece_path(self.temp_dir, shard, group),
                                 compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for blob in blobs:
-                f.write(blob)
+            f.write(blob)
+        yield shard, group
+
+
+class JoinPieces(beam.DoFn):
+    """(output file number, its groups) -> the number, once its pieces are copied, in group
+    order, into `temp_dir`/<number>: the file's bytes depend on nothing the runner chooses."""
+
+    def __init__(self, temp_dir):
+        self.temp_dir = temp_dir
+
+    def process(self, element):
+        shard, groups = element
+        with FileSystems.create(_temp_path(self.temp_dir, shard),
+                                compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            for group in sorted(groups):
+                with FileSystems.open(_piece_path(self.temp_dir, shard, group),
+                                      compression_type=CompressionTypes.UNCOMPRESSED) as piece:
+                    shutil.copyfileobj(piece, out, 1 << 20)
         yield shard
 
 
 def _temp_path(temp_dir, shard):
     return FileSystems.join(temp_dir, "%05d" % shard)
+
+
+def _piece_path(temp_dir, shard, group):
+    return FileSystems.join(temp_dir, "%05d-group-%d" % (shard, group))
 
 
 def finalize(written, temp_dir, output_paths, input_paths):
@@ -247,8 +276,9 @@ def build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, piec
                                                       piece_size))
         | "Groups" >> beam.GroupByKey()
         | "MakeRecords" >> beam.ParDo(MakeRecords(settings, vocab_bytes))
+        | "WritePieces" >> beam.ParDo(WritePiece(temp_dir))
         | "OutputFiles" >> beam.GroupByKey()
-        | "WriteShard" >> beam.ParDo(WriteShard(temp_dir)))
+        | "JoinPieces" >> beam.ParDo(JoinPieces(temp_dir)))
     _ = (written
          | "AllWritten" >> beam.combiners.ToList()
          | "Finalize" >> beam.Map(finalize, temp_dir, list(output_paths), list(paths)))

@@ -10,6 +10,14 @@ timed from start to exit as a user sees it: the one-machine path with `--num_wor
 and the Beam pipeline with `--runner=DirectRunner` (Beam's FnApiRunner) in this process and with
 `--direct_num_workers` SDK worker processes (`--direct_running_mode=multi_processing`).
 
+Why the local runner is slower than the one-machine path (it is there to run the cluster's
+pipeline on a laptop, not to be fast): a fixed cost of seconds (importing Beam, pickling every step
+with the project's modules and compressing it, starting worker processes); in process, one core
+for everything; with worker processes, every element of each step crosses between the runner
+process and a worker (encoded, sent over gRPC on this machine, decoded), and the runner process,
+which holds the shuffled data, competes with the workers for the same cores. The work per
+document is the same code as the one-machine path's.
+
 Memory: the Beam pipeline with worker processes, sampling every process's resident memory every
 0.1 s; prints the peak of the runner process (the driver, which on the local runner also holds
 the data of both shuffles: the documents grouped by group, the records grouped by output file)

@@ -35,7 +35,7 @@ would otherwise try the Prism runner, which downloads a binary on first use);
 `--direct_num_workers=N --direct_running_mode=multi_processing` (or multi_threading) gives it N
 workers. Any other name goes to Beam as it is: `--runner=PrismRunner` (Beam's current local
 default), `DataflowRunner`, `FlinkRunner`, `SparkRunner`, with their options. The project's modules
-the workers run are pickled with the pipeline (`_ship_code`), so a cluster's workers need only
+the workers run are pickled with the pipeline (`_code_shipped`), so a cluster's workers need only
 apache-beam and numpy, not this repository.
 
 Counters (namespace "create_pretraining_data": bytes, documents, instances, tokens, masked,
@@ -60,7 +60,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                  StandardOptions)
 import numpy as np
 
 import errors
@@ -85,11 +86,25 @@ def pipeline_options(pipeline_args):
     return options
 
 
-def _ship_code():
-    """Pickles this project's modules with the pipeline, by value: workers elsewhere (Dataflow,
-    Flink, Spark; local worker processes started anywhere) need not have the repository."""
-    for module in (errors, file_io, tokenization, records, pretraining_data, sys.modules[__name__]):
+@contextlib.contextmanager
+def _code_shipped(options):
+    """While the pipeline runs, this project's modules are pickled with it by value, so that
+    workers in other processes (Dataflow, Flink, Spark; local worker processes started from any
+    directory) need not have the repository. Not when the workers run in this process: there,
+    unpickling a class by value would overwrite the live class's methods with copies."""
+    runner = (options.view_as(StandardOptions).runner or "").lower()
+    in_process = runner == "bundlebaseddirectrunner" or (
+        runner == "fnapirunner"
+        and options.view_as(DirectOptions).direct_running_mode != "multi_processing")
+    modules = [] if in_process else [errors, file_io, tokenization, records, pretraining_data,
+                                     sys.modules[__name__]]
+    for module in modules:
         cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +317,6 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     paths, output_paths = ([p if file_io.is_remote(p) else os.path.abspath(p) for p in names]
                            for names in (paths, output_paths))
     temp_dir = file_io.temp_name(output_paths[0])
-    _ship_code()
     start = time.time()
     options = pipeline_options(pipeline_args)
     try:
@@ -312,7 +326,7 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
                                               error)) from None
     build(pipeline, paths, output_paths, settings, vocab_bytes, num_groups, block_size, temp_dir)
     try:
-        with _input_errors_not_logged():
+        with _code_shipped(options), _input_errors_not_logged():
             result = pipeline.run()
             state = result.wait_until_finish()
         if state != beam.runners.runner.PipelineState.DONE:

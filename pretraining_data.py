@@ -4,12 +4,14 @@ processes and its Apache Beam pipeline (pretraining_pipeline.py) share.
   * `Settings` (the flags that shape the data), `Counts` (what was made, for the summary),
     `Instances` (masked examples as arrays).
   * `InstanceMaker`: the original algorithm on token ids (document packing, short targets,
-    random-next B segments, truncation, masking with 80/10/10, whole-word masking).
+    random-next B segments, truncation, masking with 80/10/10, whole-word masking), for a block
+    of documents with one seed (`from_documents`) or one document with a seed of its own
+    (`document_pairs`, then `masked`).
   * `ExampleEncoder`: `Instances` -> serialized `tf.train.Example`s, without TensorFlow.
   * Reading text: `file_pieces` (a file in pieces that end at document breaks, in bounded
     memory), `decode_piece` (UTF-8, an error naming file, line and column), `document_lines` and
     `read_documents` (documents of sentences, tokenized).
-  * `check_vocab` and `summary`.
+  * `output_paths` (--output_file: a list, or PREFIX@N), `check_vocab` and `summary`.
 
 Nothing here imports TensorFlow or Apache Beam, or reads flags.
 """

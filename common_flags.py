@@ -187,10 +187,23 @@ def run_main(main, argv):
     return 1
 
 
-def run(main):
+def run(main, pass_unknown_flags=False):
     """The entry point of every script, in place of absl's app.run(main): absl parses the
-    command line, then run_main(main, argv); exits with its status."""
-    app.run(functools.partial(run_main, main))
+    command line, then run_main(main, argv); exits with its status. With `pass_unknown_flags`,
+    flags that no module defined are not an error but stay in main's argv, for main to pass on
+    (create_pretraining_data.py gives them to Apache Beam)."""
+    app.run(functools.partial(run_main, main),
+            flags_parser=_parse_known_flags if pass_unknown_flags else app.parse_flags_with_usage)
+
+
+def _parse_known_flags(argv):
+    """absl's parse_flags_with_usage, leaving the flags it does not know in the argv returned."""
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        sys.stderr.write(f"FATAL Flags parsing error: {error}\n"
+                         "Pass --helpshort or --helpfull to see help on flags.\n")
+        sys.exit(1)
 
 
 def define_model_flags(max_seq_length=128):

@@ -38,7 +38,8 @@ from test_modeling import tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py",
            "create_pretraining_data.py", "create_vocab.py", "extract_features.py",
-           "convert_hf_checkpoint.py", "demo.py")
+           "convert_hf_checkpoint.py", "demo.py", "export_saved_model.py",
+           "run_classifier_with_tfhub.py")
 WORDS = "the a cat dog sat ran on under mat tree and then".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -350,6 +351,7 @@ def bad_inputs(model, tmp_path):
     missing_checkpoint = str(tmp_path / "nothing.ckpt")
     missing_hf = str(tmp_path / "no-hf-model")
     missing_corpus = str(tmp_path / "no-corpus.txt")
+    missing_hub = str(tmp_path / "no-encoder")
     model_files = dict(vocab_file=model.vocab_file, bert_config_file=model.bert_config_file)
     return {
         "run_pretraining.py": (dict(input_file=good, output_dir=tmp_path / "pretraining",
@@ -383,6 +385,14 @@ def bad_inputs(model, tmp_path):
                                      [f"HF model directory not found: {missing_hf}"]),
         "demo.py": (dict(corpus=missing_corpus, output_dir=tmp_path / "demo"),
                     [f"No such file or directory: {missing_corpus}"]),
+        "export_saved_model.py": (dict(export_type="classifier", init_checkpoint=missing_checkpoint,
+                                       export_dir=tmp_path / "export", **model_files),
+                                  [f"{missing_checkpoint}: no checkpoint found"]),
+        "run_classifier_with_tfhub.py": (dict(task_name="MRPC", do_train="true", data_dir=mrpc,
+                                              output_dir=tmp_path / "tfhub",
+                                              bert_hub_module_handle=missing_hub),
+                                         [f"--bert_hub_module_handle={missing_hub}: no "
+                                          "saved_model.pb there"]),
     }
 
 

@@ -41,6 +41,7 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import classification
 import classifier_features
 import input_pipeline
 import modeling
@@ -446,7 +447,7 @@ def test_two_workers_fine_tune_as_one_process_with_two_replicas(classifier, clas
                         lambda: tf.constant(FIXED_DROPOUT_KEY, tf.int64))
     reference_training(
         tmp_path / "reference", lambda: modeling.BertClassifier(classifier.config, 2),
-        run_classifier.loss_fn("classification"), batches,
+        classification.loss_fn("classification"), batches,
         training.TrainConfig(num_train_steps=4, train_batch_size=8, iterations_per_loop=2,
                              save_checkpoints_steps=2,
                              init_checkpoint=str(classifier.root / "init.ckpt")),
@@ -482,12 +483,14 @@ def test_classifier_workers_leave_only_the_chief_s_files(classifier_job):
     best = tf.train.latest_checkpoint(str(classifier_job.out / "best"))
     best_step = checkpoints.step_of(best)
     assert sorted(n for n in names if "events.out" not in n) == sorted(
-        ["checkpoint", "label_list.txt", "eval_results.txt", "test_results.tsv", "SST-2.tsv"]
+        ["checkpoint", "label_list.txt", "task.json", "eval_results.txt", "test_results.tsv",
+         "SST-2.tsv"]
         + [f"{cache}.tf_record{suffix}" for cache in ("train", "eval", "predict")
            for suffix in ("", ".json")]
         + [f"model.ckpt-{step}.{part}" for step in (2, 4)
            for part in ("data-00000-of-00001", "index")]
         + [f"best/{name}" for name in ("checkpoint", "eval_results.txt", "label_list.txt",
+                                       "task.json",
                                        f"model.ckpt-{best_step}.data-00000-of-00001",
                                        f"model.ckpt-{best_step}.index")])
     # The non-chief kept count of the best without writing it, and wrote no results.

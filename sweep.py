@@ -500,7 +500,7 @@ def main(argv):
         return 130
     done = len(grid.finished())
     if done < len(grid.points):
-        print(f"sweep: {done} of {len(grid.points)} trials finished, the others are running in "
+        print(f"sweep: {done} of {len(grid.points)} trials finished, the rest are running in "
               "other workers: the last to finish writes the results (or run this command again "
               "once they are done)", flush=True)
     elif not ran or grid.finished_last(ran):

@@ -38,7 +38,7 @@ from test_modeling import tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py",
            "create_pretraining_data.py", "create_vocab.py", "extract_features.py",
-           "convert_hf_checkpoint.py", "demo.py")
+           "convert_hf_checkpoint.py", "demo.py", "sweep.py")
 WORDS = "the a cat dog sat ran on under mat tree and then".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -336,6 +336,8 @@ def bad_inputs(model, tmp_path):
                                      [f"HF model directory not found: {missing_hf}"]),
         "demo.py": (dict(corpus=missing_corpus, output_dir=tmp_path / "demo"),
                     [f"No such file or directory: {missing_corpus}"]),
+        "sweep.py": (dict(script="run_nothing.py", output_dir=tmp_path / "sweep"),
+                     ["--script='run_nothing.py': the sweep runs one of run_classifier.py"]),
     }
 
 

@@ -300,7 +300,8 @@ class Heartbeat:
     runs, so that other workers know its worker is alive."""
 
     def __init__(self, grid_study, trial):
-        self.storage, self.trial_id = grid_study.storage, trial._trial_id  # pylint: disable=protected-access
+        self.storage = grid_study.storage
+        self.trial_id = trial._trial_id  # pylint: disable=protected-access  # storage's id
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -101,7 +101,7 @@ def finished(command, output_path):
 def wait_until(condition, process, what):
     deadline = time.time() + HANG_GUARD
     while not condition():
-        assert process.poll() is None, f"the sweep ended (status {process.returncode}) before {what}"
+        assert process.poll() is None, f"the sweep ended ({process.returncode}) before {what}"
         assert time.time() < deadline, f"no {what} after {HANG_GUARD} s"
         time.sleep(0.05)
 

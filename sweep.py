@@ -81,7 +81,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Tuple
 
-from absl import flags
+from absl import flags, logging
 
 import classifier_data
 import common_flags
@@ -475,6 +475,7 @@ def open_grid(script, spec, args, grid, output_dir, storage, study_name):
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)   # the library modules' notes; the sweep prints its own
     script = FLAGS.script
     spec = script_spec(script)
     batch_sizes_and_rates = parse_grid(FLAGS.batch_sizes, FLAGS.learning_rates)

@@ -215,8 +215,8 @@ class GridStudy:
         for trial in self.study.get_trials(deepcopy=False,
                                            states=(optuna.trial.TrialState.RUNNING,)):
             if not self._is_live(trial):
-                logger.info("Trial %d: its worker %s is gone; marking it failed", trial.number,
-                            trial.user_attrs.get(WORKER_ATTR))
+                logger.warning("Trial %d: its worker %s is gone; marking it failed",
+                               trial.number, trial.user_attrs.get(WORKER_ATTR))
                 self._tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def _tell(self, trial, **kwargs):

@@ -192,18 +192,18 @@ class GridStudy:
     def view(self):
         """{point: PointState} for every grid point, from the storage now."""
         states = {point: PointState() for point in self.points}
-        running = _optuna().trial.TrialState
+        trial_state = _optuna().trial.TrialState
         for trial in self.study.get_trials(deepcopy=False):
             state = states.get(point_of(trial))
             if state is None:
                 continue
-            if trial.state == running.WAITING:
+            if trial.state == trial_state.WAITING:
                 state.waiting = True
                 continue
             state.tried = True
-            if trial.state == running.COMPLETE:
+            if trial.state == trial_state.COMPLETE:
                 state.complete.append(trial)
-            elif trial.state == running.RUNNING and self._is_live(trial):
+            elif trial.state == trial_state.RUNNING and self._is_live(trial):
                 state.running.append(trial)
         return states
 

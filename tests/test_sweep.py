@@ -62,7 +62,7 @@ def task(tmp_path_factory):
     (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     config = tiny_config(vocab_size=len(vocab))
     config.to_json_file(str(root / "bert_config.json"))
-    script_args = [f"--task_name=SST-2", f"--data_dir={root}", f"--vocab_file={root}/vocab.txt",
+    script_args = ["--task_name=SST-2", f"--data_dir={root}", f"--vocab_file={root}/vocab.txt",
                    f"--bert_config_file={root}/bert_config.json", "--max_seq_length=32",
                    "--num_train_epochs=1", "--eval_batch_size=32", "--predict_batch_size=32",
                    "--save_checkpoints_steps=1", "--iterations_per_loop=1"]

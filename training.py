@@ -61,8 +61,24 @@ def make_strategy(distribution_strategy="auto", use_tpu=False, tpu_name=None, tp
     if distribution_strategy == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if distribution_strategy == "mirrored" or (distribution_strategy == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
+        return mirrored_strategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def mirrored_strategy(devices=None):
+    """A `tf.distribute.MirroredStrategy` whose collective keys no earlier strategy used.
+
+    TensorFlow resolves collective all-reduces by (group key, instance key) once per process, and
+    every new MirroredStrategy numbers its keys from the same start: a second strategy in one process
+    (a notebook running two scripts' `main`, a test suite) then meets the first one's cached shapes
+    and fails with "Shape mismatch in the collective instance". Moving each strategy's key base past
+    the last one keeps them apart, as TensorFlow's own tests do.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += _COLLECTIVE_KEY_STRIDE
+    return tf.distribute.MirroredStrategy(devices)
+
+
+_COLLECTIVE_KEY_STRIDE = 100000
 
 
 @dataclasses.dataclass

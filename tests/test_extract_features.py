@@ -20,6 +20,7 @@ import checkpoints
 import extract_features as ef
 import modeling
 import tokenization
+import training
 from real_model import converted_minilm, real_model_dir
 from script_main import error_line, run_script_command, run_script_main
 
@@ -507,7 +508,7 @@ def test_mirrored_strategy_gives_the_same_features(tiny, tmp_path):
     source = write_input(tmp_path / "input.txt", LINES)
     extract(tiny, source, str(tmp_path / "one.npz"), layers="-1,0", batch_size=3,
             output_format="npz")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     extract(tiny, source, str(tmp_path / "two.npz"), layers="-1,0", batch_size=3,
             output_format="npz", strategy=strategy)   # 3 rows -> 4, two per replica
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")

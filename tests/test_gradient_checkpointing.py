@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import checkpoints
 import modeling
+import training
 from test_modeling import tiny_config
 from test_training import features, train, weights
 
@@ -105,7 +106,7 @@ def test_evaluation_is_unchanged():
 def test_training_steps_give_the_weights_of_the_plain_model(tmp_path, devices, dtype,
                                                             accumulation):
     def run(gradient_checkpointing):
-        strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if devices == 2
+        strategy = (training.mirrored_strategy(["/cpu:0", "/cpu:1"]) if devices == 2
                     else tf.distribute.OneDeviceStrategy("/cpu:0"))
         runner, _, _ = train(tmp_path / str(gradient_checkpointing), 3, strategy, accumulation,
                              save_every=3, total=3,

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import optimization
+import training
 
 
 def test_schedule_warmup_then_linear_decay_from_step_zero():
@@ -123,7 +124,7 @@ def test_lamb_matches_a_numpy_reference():
 
 
 def test_apply_gradients_under_mirrored_strategy_matches_one_device():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     init = np.arange(6, dtype=np.float32).reshape(2, 3)
     grad = np.full((2, 3), 0.5, np.float32)
     with strategy.scope():

@@ -123,7 +123,7 @@ def test_two_mirrored_replicas_match_one_device(tmp_path):
     tf.random.set_seed(4)
     single, _, _ = train(tmp_path / "one", 2, total=2)
     tf.random.set_seed(4)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     two, _, _ = train(tmp_path / "two", 2, strategy=mirrored, total=2)
     assert_close(weights(single), weights(two), atol=2e-5)
     names = dict(checkpoints.list_variables(str(tmp_path / "two")))
@@ -167,7 +167,7 @@ def test_indivisible_accumulation_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("strategy", ["one", "mirrored"])
 def test_predict_keeps_order_and_evaluate_sums(tmp_path, strategy):
     strategy = one_device() if strategy == "one" else \
-        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        training.mirrored_strategy(["/cpu:0", "/cpu:1"])
     runner = training.Runner(strategy, build(), str(tmp_path))
     data = features(n=11)
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(4)  # 4, 4, 3: uneven at the end

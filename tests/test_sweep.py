@@ -336,6 +336,23 @@ def test_script_flags_are_passed_on_and_those_the_sweep_reads_are_read():
         sweep.check_script_args("run_ner.py", sweep.parse_script_args(["--nodo_eval"]))
 
 
+def test_the_main_metric_of_run_ner_and_run_squad(tmp_path):
+    """run_ner.py's trials are scored by entity F1 (the key its BestCheckpoint keeps: eval_f1),
+    or token accuracy for tags that are not entities, read from the trial's tag_list.txt;
+    run_squad.py's by the official F1."""
+    ner = sweep.SCRIPTS["run_ner.py"]
+    with pytest.raises(sweep.TrialError, match="no tag_list.txt"):
+        ner.main_metric({}, str(tmp_path))
+    (tmp_path / "tag_list.txt").write_text("B-PER\nI-PER\nO\n", encoding="utf-8")
+    assert ner.main_metric({}, str(tmp_path)) == "eval_f1"
+    (tmp_path / "tag_list.txt").write_text("NOUN\nVERB\n", encoding="utf-8")
+    assert ner.main_metric({}, str(tmp_path)) == "eval_accuracy"
+    assert ner.trial_modes == ("--do_train=true", "--do_eval=true", "--do_predict=false")
+    squad = sweep.SCRIPTS["run_squad.py"]
+    assert squad.main_metric({}, str(tmp_path)) == "f1"
+    assert squad.trial_modes == ("--do_train=true", "--do_predict=true")
+
+
 def test_grid_flags():
     assert sweep.parse_grid("8,16,32,64,128", "3e-4,1e-4,5e-5,3e-5") == (
         [8, 16, 32, 64, 128], [3e-4, 1e-4, 5e-5, 3e-5])

@@ -353,6 +353,29 @@ def test_the_main_metric_of_run_ner_and_run_squad(tmp_path):
     assert squad.trial_modes == ("--do_train=true", "--do_predict=true")
 
 
+def test_a_trial_is_scored_after_its_last_step_or_by_its_best_evaluation(tmp_path):
+    """Without --eval_every_steps: the trial's eval_results.txt and its last checkpoint; with it:
+    best/ (BestCheckpoint's evaluation and checkpoint)."""
+    spec = sweep.SCRIPTS["run_classifier.py"]
+    for directory, step, accuracy in ((tmp_path, 12, 0.5), (tmp_path / "best", 8, 0.75)):
+        directory.mkdir(exist_ok=True)
+        (directory / "eval_results.txt").write_text(
+            f"eval_accuracy = {accuracy}\neval_loss = 0.6\nglobal_step = {step}\n")
+        (directory / f"model.ckpt-{step}.index").write_bytes(b"")
+    last = sweep.collect(spec, sweep.parse_script_args(["--task_name=SST-2"]), str(tmp_path))
+    assert last == dict(metrics={"eval_accuracy": 0.5, "eval_loss": 0.6, "global_step": 12.0},
+                        main_metric="eval_accuracy", source="", checkpoint="model.ckpt-12")
+    best = sweep.collect(spec, sweep.parse_script_args(["--task_name=SST-2",
+                                                        "--eval_every_steps=4"]), str(tmp_path))
+    assert (best["source"], best["checkpoint"], best["metrics"]["eval_accuracy"]) == (
+        "best", "model.ckpt-8", 0.75)
+    os.remove(tmp_path / "model.ckpt-12.index")
+    with pytest.raises(sweep.TrialError, match="model.ckpt-12: the scored checkpoint is missing"):
+        sweep.collect(spec, sweep.parse_script_args(["--task_name=SST-2"]), str(tmp_path))
+    with pytest.raises(sweep.TrialError, match="has no eval_f1"):
+        sweep.collect(spec, sweep.parse_script_args(["--task_name=MRPC"]), str(tmp_path))
+
+
 def test_grid_flags():
     assert sweep.parse_grid("8,16,32,64,128", "3e-4,1e-4,5e-5,3e-5") == (
         [8, 16, 32, 64, 128], [3e-4, 1e-4, 5e-5, 3e-5])

@@ -28,6 +28,10 @@ What Optuna does not do for us, and how it is done here:
 * `Study.tell` on the last grid point raises RuntimeError with ask-and-tell: GridSampler calls
   `Study.stop()`, which only works inside `optimize` (optuna#4121, #5141). The trial's state is
   stored before that (`finally`), so the error is ignored (`_tell`).
+* Two workers failing the same dead worker's trial at once (both start after a kill):
+  `Study.tell(skip_if_finished=True)` checks the state, then updates it, and the second update
+  raises UpdateFinishedTrialError; as in `optuna.storages.fail_stale_trials`, that trial is
+  finished, which is all the caller wanted (`_tell`).
 * Two workers creating a new SQLite storage at once race on its tables ("table ... already
   exists"); opening is retried.
 
@@ -220,8 +224,13 @@ class GridStudy:
                 self._tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def _tell(self, trial, **kwargs):
+        """Study.tell, unless the trial is finished already (see the module docstring)."""
         try:
             self.study.tell(trial, skip_if_finished=True, **kwargs)
+        except _optuna().exceptions.UpdateFinishedTrialError:
+            # Another worker finished it between tell's check and its update.
+            number = trial if isinstance(trial, int) else trial.number
+            logger.warning("Trial %d was finished by another worker meanwhile", number)
         except RuntimeError as e:  # GridSampler's Study.stop() outside optimize (see above)
             if "Study.stop" not in str(e):
                 raise

@@ -2,9 +2,10 @@
 
 The sweeps run sweep.py as its command line does (a subprocess, which runs run_classifier.py as
 subprocesses) on a tiny model and a small part of the bundled classification task: one 2 x 2 grid
-killed during its third trial and run again (resumption, then the results, best/ and the
-predictions), and one 2 x 2 grid run by two processes started at once. Every subprocess has a
-hang guard and is killed with its whole process group in a finally.
+killed during its third trial, then resumed by two sweep processes started at once on the same
+storage (resumption, two workers sharing a grid, then the results, best/ and the predictions).
+Every subprocess has a hang guard and is killed with its whole process group in a finally, also
+when a test fails.
 """
 import contextlib
 import glob
@@ -39,6 +40,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 HANG_GUARD = 900          # seconds a sweep subprocess may take before the test gives up on it
 GRID = ("--batch_sizes=8,16", "--learning_rates=1e-3,1e-4")
 TRIALS = ["bs8_lr1e-03", "bs8_lr1e-04", "bs16_lr1e-03", "bs16_lr1e-04"]   # grid order
+POINTS = dict(zip(TRIALS, [(8, 1e-3), (8, 1e-4), (16, 1e-3), (16, 1e-4)]))
 SIZES = {"train.tsv": 64, "dev.tsv": 32, "test.tsv": 16}
 
 
@@ -89,15 +91,6 @@ def started(command, output_path):
         process.wait()
 
 
-def finished(command, output_path):
-    """Runs the command to its end (at most HANG_GUARD seconds); returns its exit status and
-    output."""
-    with started(command, output_path) as process:
-        status = process.wait(HANG_GUARD)
-    with open(output_path, encoding="utf-8") as f:
-        return status, f.read()
-
-
 def wait_until(condition, process, what):
     deadline = time.time() + HANG_GUARD
     while not condition():
@@ -129,20 +122,27 @@ def ran(output):
 
 
 def stored_trials(output_dir):
-    """{state name: [(batch size, learning rate)]} of the trials in the sweep's storage."""
+    """{state name: [(batch size, learning rate)]} of the trials in the sweep's storage; a trial
+    a worker gave up for another's (sweep_study: FAIL with the `skipped` attribute) is SKIPPED."""
     import optuna  # pylint: disable=import-outside-toplevel
     study = optuna.load_study(study_name="sweep",
                               storage=f"sqlite:///{os.path.join(output_dir, 'sweep.db')}")
     states = {}
     for trial in study.get_trials(deepcopy=False):
-        states.setdefault(trial.state.name, []).append(sweep_study.point_of(trial))
+        state = ("SKIPPED" if sweep_study.SKIPPED_ATTR in trial.user_attrs
+                 else trial.state.name)
+        states.setdefault(state, []).append(sweep_study.point_of(trial))
     return states
 
 
 @pytest.fixture(scope="module")
 def resumed(task, tmp_path_factory):
     """A 2 x 2 sweep with --do_predict, killed (with its script) while the third trial trains,
-    then run again to its end."""
+    then resumed by two sweep processes started at once on the same storage, run to their end.
+
+    The two workers share the half of the grid the killed sweep left (the trial it was running
+    and the one it never started): one fresh grid run by two workers would cost four more
+    trials, a third of the test time budget, and prove no more."""
     output_dir = str(tmp_path_factory.mktemp("resumed") / "sweep")
     command = sweep_command(output_dir, task.script_args + ["--do_predict"])
     with started(command, output_dir + ".first.txt") as first:
@@ -154,9 +154,15 @@ def resumed(task, tmp_path_factory):
     done = [d for d in trial_dirs(output_dir)
             if os.path.exists(os.path.join(d, sweep.TRIAL_RECORD))]
     times = {d: modification_times(d) for d in done}
-    status, output = finished(command, output_dir + ".second.txt")
-    assert status == 0, output[-3000:]
-    return types.SimpleNamespace(output_dir=output_dir, first=first_output, second=output,
+    paths = [f"{output_dir}.second_{worker}.txt" for worker in "ab"]
+    with started(command, paths[0]) as a, started(command, paths[1]) as b:
+        statuses = (a.wait(HANG_GUARD), b.wait(HANG_GUARD))
+    second = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            second.append(f.read())
+    assert statuses == (0, 0), [output[-3000:] for output in second]
+    return types.SimpleNamespace(output_dir=output_dir, first=first_output, second=second,
                                  done_first=[os.path.basename(d) for d in done], times=times)
 
 
@@ -165,9 +171,10 @@ def resumed(task, tmp_path_factory):
 def test_a_killed_sweep_resumes_and_never_retrains_a_finished_trial(resumed):
     assert len(ran(resumed.first)) == 3 and sorted(ran(resumed.first)[:2]) == resumed.done_first
     interrupted = ran(resumed.first)[2]
-    # The second run runs only the interrupted trial and the one never started.
-    assert sorted(ran(resumed.second)) == sorted(set(TRIALS) - set(resumed.done_first))
-    assert interrupted in ran(resumed.second)
+    # The resumed sweep runs only the interrupted trial and the one never started.
+    resumed_runs = [name for output in resumed.second for name in ran(output)]
+    assert sorted(resumed_runs) == sorted(set(TRIALS) - set(resumed.done_first))
+    assert interrupted in resumed_runs
     for directory, times in resumed.times.items():
         assert modification_times(directory) == times, directory
     # The interrupted trial continued from its checkpoint in its own directory.
@@ -175,11 +182,24 @@ def test_a_killed_sweep_resumes_and_never_retrains_a_finished_trial(resumed):
               encoding="utf-8") as f:
         attempts = f.read().split("=== sweep.py")
     assert len(attempts) == 3 and "Resuming from" in attempts[2]
-    # The storage: the killed trial failed (its worker gone), every point completed once.
+    # The storage: every point completed once; the killed trial failed (its worker gone), and
+    # any other failed trial is one a worker gave up for another's (a collision on a point).
     stored = stored_trials(resumed.output_dir)
-    assert sorted(stored["COMPLETE"]) == sorted(
-        (b, lr) for b in (8, 16) for lr in (1e-3, 1e-4))
-    assert len(stored["FAIL"]) == 1
+    assert sorted(stored["COMPLETE"]) == sorted(POINTS.values())
+    assert stored["FAIL"] == [POINTS[interrupted]]
+
+
+def test_two_sweeps_started_at_once_share_the_grid(resumed):
+    """Each worker runs one of the two trials left, neither runs the other's, and only the one
+    that finished the grid's last trial writes the results (and predicts)."""
+    runs = [ran(output) for output in resumed.second]
+    assert sorted(map(len, runs)) == [1, 1], resumed.second
+    assert sorted(runs[0] + runs[1]) == sorted(set(TRIALS) - set(resumed.done_first))
+    with open(os.path.join(resumed.output_dir, "sweep_results.md"), encoding="utf-8") as f:
+        table = f.read()
+    assert sum(table in output for output in resumed.second) == 1, resumed.second
+    assert sum("sweep: predicting with the best trial" in output
+               for output in resumed.second) == 1
 
 
 def test_the_results_name_every_trial_and_the_best_by_the_main_metric(resumed):
@@ -202,7 +222,7 @@ def test_the_results_name_every_trial_and_the_best_by_the_main_metric(resumed):
     # The Markdown table (also printed) and the heatmap.
     with open(os.path.join(out, "sweep_results.md"), encoding="utf-8") as f:
         table = f.read()
-    assert table in resumed.second
+    assert any(table in output for output in resumed.second)
     assert "| batch size | 1e-03 | 1e-04 |" in table and f"best: {best}" in table
     bold = re.findall(r"\*\*([0-9.]+)\*\*", table)
     assert bold == [f"{max(accuracies):.4f}"]
@@ -231,23 +251,6 @@ def test_best_is_restorable_and_alone_predicts_the_test_set(resumed, task):
         assert not glob.glob(os.path.join(out, name, "SST-2.tsv"))
 
 
-# -- Two workers ----------------------------------------------------------------------------------
-
-def test_two_sweeps_started_at_once_share_the_grid(task, tmp_path):
-    output_dir = str(tmp_path / "sweep")
-    command = sweep_command(output_dir, task.script_args)
-    with started(command, tmp_path / "a.txt") as a, started(command, tmp_path / "b.txt") as b:
-        assert (a.wait(HANG_GUARD), b.wait(HANG_GUARD)) == (0, 0)
-    outputs = [(tmp_path / name).read_text(encoding="utf-8") for name in ("a.txt", "b.txt")]
-    runs = [ran(output) for output in outputs]
-    assert not set(runs[0]) & set(runs[1]), outputs
-    assert sorted(runs[0] + runs[1]) == sorted(TRIALS), outputs
-    assert sorted(stored_trials(output_dir)["COMPLETE"]) == sorted(
-        (b, lr) for b in (8, 16) for lr in (1e-3, 1e-4))
-    with open(os.path.join(output_dir, "sweep_results.tsv"), encoding="utf-8") as f:
-        assert len(f.read().splitlines()) == 1 + len(TRIALS)
-
-
 # -- The claim: one point, one trial --------------------------------------------------------------
 
 def grid_study(url, worker=None):
@@ -255,6 +258,13 @@ def grid_study(url, worker=None):
     if worker is not None:
         grid.worker = worker
     return grid
+
+
+def dead_pid():
+    """The id of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def test_two_workers_claiming_one_point_at_once_leave_it_to_one(tmp_path):
@@ -286,9 +296,7 @@ def test_two_workers_claiming_one_point_at_once_leave_it_to_one(tmp_path):
 
 def test_a_dead_workers_trial_is_failed_and_its_point_taken_again(tmp_path):
     url = f"sqlite:///{tmp_path}/sweep.db"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True, timeout=60)
-    gone = sweep_study.Worker(sweep_study.Worker.this_process().host, int(dead.stdout))
+    gone = sweep_study.Worker(sweep_study.Worker.this_process().host, dead_pid())
     trial, point = grid_study(url, worker=gone).next_trial()
     live = grid_study(url)
     assert live.view()[point].todo   # its worker is gone: the point is to do again
@@ -304,6 +312,25 @@ def test_a_dead_workers_trial_is_failed_and_its_point_taken_again(tmp_path):
     assert states[trial.number] == "FAIL"
     assert [t.number for t in live.finished()] == [taken[p] for p in live.points]
     assert live.finished_last([max(taken.values())])
+
+
+def test_two_workers_failing_a_dead_workers_trial_at_once(tmp_path):
+    """The second of two workers that both saw the dead worker's trial RUNNING finds it failed
+    when it updates it (Study.tell checks, then updates): not an error."""
+    url = f"sqlite:///{tmp_path}/sweep.db"
+    gone = sweep_study.Worker(sweep_study.Worker.this_process().host, dead_pid())
+    trial, _ = grid_study(url, worker=gone).next_trial()
+    first, second = grid_study(url), grid_study(url)
+    storage = second.study._storage  # pylint: disable=protected-access
+    real = storage.set_trial_state_values
+
+    def first_gets_there_in_between(*args, **kwargs):
+        first.fail_dead_trials()
+        return real(*args, **kwargs)
+
+    storage.set_trial_state_values = first_gets_there_in_between
+    second.fail_dead_trials()
+    assert second.study.get_trials()[trial.number].state.name == "FAIL"
 
 
 def test_a_storage_holding_another_sweep_is_an_error(tmp_path):

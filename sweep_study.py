@@ -18,8 +18,12 @@ What Optuna does not do for us, and how it is done here:
   the first, so at most one runs a point (both may give up, rarely; the point is then taken
   again).
 * A point whose trial failed or was interrupted. GridSampler counts a failed trial's point as
-  visited and never proposes it again, so such a point is queued (`Study.enqueue_trial`, fixed
-  parameters) once no fresh point is left; the next `ask` takes it, and it is claimed as above.
+  visited and never proposes it again, so such a point is queued once no fresh point is left, as
+  Optuna's RetryFailedTrialCallback retries a trial: a WAITING copy of the failed trial (its
+  parameters and system attributes, GridSampler's `grid_id` among them; a trial queued by
+  `Study.enqueue_trial` has none, and GridSampler.after_trial, which reads it, fails with
+  KeyError on completing it while another trial runs). The next `ask` takes it, and it is
+  claimed as above.
 * A worker that died. A trial records a heartbeat in the storage every HEARTBEAT_SECONDS
   (`Heartbeat`); `optuna.storages.fail_stale_trials` fails a RUNNING trial whose heartbeat is
   older than GRACE_SECONDS (a machine that stopped). A trial of this host whose worker process
@@ -249,15 +253,24 @@ class GridStudy:
                 return None
             if all(states[p].tried for p in todo) and not any(states[p].waiting for p in todo):
                 # GridSampler will not propose a point it saw fail: queue it.
-                self.study.enqueue_trial(self._params(todo[0]))
+                self._requeue(todo[0])
             claimed = self._claim(todo)
             if claimed is not None:
                 return claimed
             time.sleep(random.uniform(0.1, 1.0))  # two workers that collided: do not again
         raise RuntimeError(f"no grid point could be claimed in {max_tries} tries")
 
-    def _params(self, point):
-        return {BATCH_SIZE: point[0], LEARNING_RATE: point[1]}
+    def _requeue(self, point):
+        """Queues `point` again: a WAITING copy of the newest trial that took it (see the module
+        docstring)."""
+        optuna = _optuna()
+        waiting = optuna.trial.TrialState.WAITING
+        source = max((t for t in self.study.get_trials(deepcopy=False)
+                      if t.state != waiting and t.params and point_of(t) == point),
+                     key=lambda t: t.number)
+        self.study.add_trial(optuna.trial.create_trial(
+            state=waiting, params=source.params, distributions=source.distributions,
+            system_attrs={**source.system_attrs, "failed_trial": source.number}))
 
     def _claim(self, todo):
         """Asks for a trial and claims its point (see the module docstring); None if another

@@ -271,8 +271,9 @@ def test_two_workers_claiming_one_point_at_once_leave_it_to_one(tmp_path):
     url = f"sqlite:///{tmp_path}/sweep.db"
     first, second = grid_study(url), grid_study(url)
     point = (16, 1e-3)
-    first.study.enqueue_trial(first._params(point))
-    second.study.enqueue_trial(second._params(point))
+    params = {sweep_study.BATCH_SIZE: point[0], sweep_study.LEARNING_RATE: point[1]}
+    first.study.enqueue_trial(params)
+    second.study.enqueue_trial(params)
     # Both record the point, then the second reads first: it sees the first's trial and gives up;
     # the first then reads and keeps it. (Whoever reads second sees the other.)
     real = first.study.get_trials
@@ -312,6 +313,25 @@ def test_a_dead_workers_trial_is_failed_and_its_point_taken_again(tmp_path):
     assert states[trial.number] == "FAIL"
     assert [t.number for t in live.finished()] == [taken[p] for p in live.points]
     assert live.finished_last([max(taken.values())])
+
+
+def test_a_point_taken_again_completes_while_another_trial_runs(tmp_path):
+    """The dead worker's point, queued again, completes while the other point's trial still runs
+    (GridSampler.after_trial then reads the queued trial's grid_id: it must have one)."""
+    url = f"sqlite:///{tmp_path}/sweep.db"
+    gone = sweep_study.Worker(sweep_study.Worker.this_process().host, dead_pid())
+    dead, point = grid_study(url, worker=gone).next_trial()
+    other = grid_study(url)
+    running, other_point = other.next_trial()
+    assert other_point != point
+    live = grid_study(url)
+    again, again_point = live.next_trial()
+    assert again_point == point and again.number > running.number
+    live.complete(again, 0.5, {})
+    other.complete(running, 0.25, {})
+    states = {t.number: t.state.name for t in live.study.get_trials()}
+    assert states == {dead.number: "FAIL", running.number: "COMPLETE", again.number: "COMPLETE"}
+    assert live.next_trial() is None
 
 
 def test_two_workers_failing_a_dead_workers_trial_at_once(tmp_path):

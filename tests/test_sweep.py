@@ -97,10 +97,12 @@ def started(command, output_path):
 
 
 def wait_until(condition, process, what):
+    """Waits (at most HANG_GUARD seconds) until condition() holds while `process` runs."""
     deadline = time.time() + HANG_GUARD
     while not condition():
-        assert process.poll() is None, f"the sweep ended ({process.returncode}) before {what}"
-        assert time.time() < deadline, f"no {what} after {HANG_GUARD} s"
+        assert process.poll() is None, (f"the sweep ended (status {process.returncode}) while "
+                                         f"waiting for {what}")
+        assert time.time() < deadline, f"waited {HANG_GUARD} s for {what}"
         time.sleep(0.05)
 
 
@@ -151,7 +153,8 @@ def resumed(task, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("resumed") / "sweep")
     command = sweep_command(output_dir, task.script_args + ["--do_predict"])
     with started(command, output_dir + ".first.txt") as first:
-        wait_until(lambda: third_trial_training(output_dir), first, "a third trial trained")
+        wait_until(lambda: third_trial_training(output_dir), first,
+                   "a checkpoint of the third trial")
         os.killpg(first.pid, signal.SIGKILL)   # as a machine that stops: no clean-up at all
         first.wait()
     with open(output_dir + ".first.txt", encoding="utf-8") as f:

@@ -44,13 +44,19 @@ def named_variables(*modules):
     """{original checkpoint name: variable} for every variable of `modules` (tf.Modules whose
     variables carry their full original names, as modeling.py's do).
 
+    A module may name its variables itself: one with a `named_variables()` method returning
+    {name: variable} is asked instead (hub_encoders.HubClassifier, whose encoder's variables
+    carry whatever names a SavedModel's exporter gave them, not always distinct ones).
+
     Raises if two variables share a name (two heads built twice, say), which would make a
     checkpoint ambiguous.
     """
     named = {}
     for module in modules:
-        for variable in module.variables:
-            name = variable.name.split(":")[0]
+        own = getattr(module, "named_variables", None)
+        pairs = own().items() if callable(own) else (
+            (variable.name.split(":")[0], variable) for variable in module.variables)
+        for name, variable in pairs:
             if name in named and named[name] is not variable:
                 raise ValueError(f"two variables are named {name!r}")
             named[name] = variable

@@ -187,10 +187,23 @@ def run_main(main, argv):
     return 1
 
 
-def run(main):
+def run(main, pass_unknown_flags=False):
     """The entry point of every script, in place of absl's app.run(main): absl parses the
-    command line, then run_main(main, argv); exits with its status."""
-    app.run(functools.partial(run_main, main))
+    command line, then run_main(main, argv); exits with its status. With `pass_unknown_flags`,
+    flags that no module defined are not an error but stay in main's argv, for main to pass on
+    (create_pretraining_data.py gives them to Apache Beam)."""
+    app.run(functools.partial(run_main, main),
+            flags_parser=_parse_known_flags if pass_unknown_flags else app.parse_flags_with_usage)
+
+
+def _parse_known_flags(argv):
+    """absl's parse_flags_with_usage, leaving the flags it does not know in the argv returned."""
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        sys.stderr.write(f"FATAL Flags parsing error: {error}\n"
+                         "Pass --helpshort or --helpfull to see help on flags.\n")
+        sys.exit(1)
 
 
 def define_model_flags(max_seq_length=128):
@@ -298,6 +311,130 @@ def define_epoch_flags():
                  "Proportion of training to perform linear learning rate warmup for. "
                  "E.g., 0.1 = 10% of training.")
 
+
+def define_classifier_flags():
+    """run_classifier.py's flags (also run_classifier_with_tfhub.py's): the original ones with
+    their defaults, the generic task's, evaluation during training and distillation.
+    classifier_settings_from_flags reads them."""
+    import classifier_data  # pylint: disable=import-outside-toplevel  (no TensorFlow)
+    # The original flags, with their defaults.
+    DEFINE_string("data_dir", None,
+                  "The input data dir. Should contain the .tsv files (or other data "
+                  "files) for the task.")
+    DEFINE_string("task_name", None,
+                  "The name of the task to train: " + ", ".join(classifier_data.TASK_NAMES)
+                  + " (case-insensitive).")
+    define_model_flags(max_seq_length=128)
+    define_runner_flags(save_checkpoints_steps=1000)
+    define_train_flags(train_batch_size=32, eval_batch_size=8, learning_rate=5e-5)
+    define_epoch_flags()
+    DEFINE_bool("do_predict", False,
+                "Whether to run the model in inference mode on the test set.")
+    DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+    _define_generic_task_flags()
+    DEFINE_string("xnli_language", None, "xnli: the language (default zh, as the "
+                  "original).")
+    # New: evaluation during training.
+    DEFINE_integer("eval_every_steps", 0,
+                   "With --do_train: evaluate on the dev set every this many steps (and "
+                   "at the end) and keep the best checkpoint by the task's main metric "
+                   "in <output_dir>/best/. 0 = off.")
+    _define_distillation_flags()
+
+
+def _define_generic_task_flags():
+    """The generic task's (classifier_data.GenericTask); None = the task's default."""
+    import classifier_data  # pylint: disable=import-outside-toplevel  (no TensorFlow)
+    DEFINE_string("text_a_column", None,
+                  "generic: column of the first text: a header name / JSON key, or a "
+                  "0-based position.")
+    DEFINE_string("text_b_column", None, "generic: column of the second text, if any.")
+    DEFINE_string("label_column", None, "generic: column of the label.")
+    DEFINE_string("index_column", None,
+                  "generic: column of the test file whose values name the rows of the "
+                  "submission file (default: 0, 1, ...).")
+    DEFINE_enum("file_format", None, list(classifier_data.FILE_FORMATS),
+                "generic: format of train/dev/test files (default: from the extension).")
+    DEFINE_bool("has_header", None, "generic: whether TSV/CSV files have a header line "
+                "(default true).")
+    DEFINE_string("labels", None,
+                  "generic: the class names, comma-separated, in output order (default: "
+                  "those of the training file, sorted; saved as label_list.txt).")
+    DEFINE_bool("multi_label", None,
+                "generic: each example has a set of labels (sigmoid outputs).")
+    DEFINE_string("label_separator", None,
+                  "generic, multi-label: separator between the labels of a cell "
+                  "(default ',').")
+    DEFINE_bool("regression", None, "generic: the label is a number (one output, MSE).")
+    DEFINE_float("multi_label_threshold", 0.5,
+                 "Multi-label: a label is predicted when its probability is at least "
+                 "this.")
+
+
+def _define_distillation_flags():
+    """Distillation's (see "Distillation" in run_classifier.py's docstring)."""
+    DEFINE_bool("do_label_transfer", False,
+                "Teacher pass: predict the examples of --transfer_file with the model "
+                "(the newest checkpoint in --output_dir, else --init_checkpoint) and write "
+                "their logits to <output_dir>/soft_labels.jsonl.")
+    DEFINE_string("transfer_file", None,
+                  "With --do_label_transfer: the transfer set, one or more "
+                  "comma-separated files laid out as the task's training file; labels "
+                  "are optional (kept as gold labels where present).")
+    DEFINE_string("teacher_soft_labels", None,
+                  "Student pass: with --do_train, train on the examples of this "
+                  "soft_labels.jsonl (a teacher's --do_label_transfer) against the "
+                  "teacher's outputs, instead of on the training file.")
+    DEFINE_float("distill_temperature", 1.0,
+                 "Student pass: temperature of the teacher's and the student's softmax "
+                 "(sigmoid); the loss is scaled by its square. 1 = plain cross entropy.")
+    DEFINE_float("gold_label_weight", 0.0,
+                 "Student pass: on transfer examples with a gold label the loss is (1 - w)"
+                 " x distillation loss + w x the task's loss on the gold label. 0 = "
+                 "distil only.")
+
+
+
+def classifier_settings_from_flags(f):
+    """classification.Settings from the flags of define_classifier_flags."""
+    import classification  # pylint: disable=import-outside-toplevel
+    generic = {name: f[name].value for name in classification.GENERIC_OPTIONS
+               if f[name].value is not None}
+    return classification.Settings(
+        classification.Modes(f.do_train, f.do_eval, f.do_predict, f.do_label_transfer,
+                             f.eval_every_steps),
+        classification.Distillation(f.teacher_soft_labels, f.distill_temperature,
+                                    f.gold_label_weight),
+        classification.TaskFlags(f.task_name, f.xnli_language, generic),
+        f.output_dir, f.data_dir, f.transfer_file, f.init_checkpoint, f.eval_batch_size,
+        f.predict_batch_size, f.multi_label_threshold)
+
+
+def check_classifier_flags(f, required):
+    """classification.check_flags on the flags of define_classifier_flags; `required`: {flag
+    name: value} of the files and directories the script needs."""
+    import classification  # pylint: disable=import-outside-toplevel
+    settings = classifier_settings_from_flags(f)
+    classification.check_flags(settings.modes, settings.distillation, settings.task, required,
+                               f.transfer_file)
+
+
+def run_classification(f, strategy, build_model, vocab_file, do_lower_case):
+    """classification.run with the flags of define_classifier_flags: the model is
+    build_model(num_labels) on `strategy` in --output_dir, its features tokenized with
+    `vocab_file` / `do_lower_case` (run_classifier.py and run_classifier_with_tfhub.py differ
+    there only)."""
+    import classification  # pylint: disable=import-outside-toplevel
+    import classifier_features  # pylint: disable=import-outside-toplevel
+    import training  # pylint: disable=import-outside-toplevel
+
+    def make_runner(num_labels):
+        return training.Runner(strategy, lambda: build_model(num_labels), f.output_dir)
+
+    classification.run(
+        classifier_settings_from_flags(f),
+        classifier_features.FeatureSettings(vocab_file, do_lower_case, f.max_seq_length),
+        make_runner, lambda num_examples: fine_tuning_from_flags(f, num_examples))
 
 def warn_if_case_mismatch(f):
     """The original's check of --do_lower_case against a released checkpoint's name, as a

@@ -26,6 +26,13 @@ own, and they must see it). Off, the same functions run as ordinary TensorFlow o
 values and dropout masks up to float round-off. extract_features.py traces without XLA: XLA
 compiles once per input shape, and its batches come in many lengths.
 
+Standard ops: `standard_ops()` is a context manager of the same kind: kernels called in the block
+are their plain references (standard TensorFlow ops, autodiff gradients), with biases added by
+tf.nn.bias_add and GELU written as TensorFlow's graph optimizer expects it, so that on CPU it
+fuses MatMul + BiasAdd (+ GELU) into oneDNN kernels. Exported SavedModels (saved_models.py) are
+traced this way: they need neither XLA nor custom gradients, and their forward pass is faster
+than the fused functions run without XLA (see saved_models.py).
+
 Dropout. Why not tf.nn.dropout: on a bfloat16 tensor it draws bfloat16 uniforms (8 significant
 bits), so it drops about 10.15% instead of 10% and scales the kept values by bfloat16(1 / 0.9) =
 1.109375; and TensorFlow's random-number kernels cost ~3 ns per element on CPU, more than any other
@@ -63,24 +70,57 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # XLA or plain TensorFlow
 
 
-_compile_with_xla = True
+class _Setting:
+    """A process-wide switch that kernels read when they are called (traced): `value`, and
+    `scope(value)`, a context manager setting it within a block and restoring it afterwards.
+    One setting for the whole process, not per thread (see the module docstring)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    @contextlib.contextmanager
+    def scope(self, value):
+        saved, self.value = self.value, bool(value)
+        try:
+            yield
+        finally:
+            self.value = saved
 
 
-@contextlib.contextmanager
+_XLA = _Setting(True)
+_STANDARD_OPS = _Setting(False)
+
+
 def compile_with_xla(enabled):
     """Within the block, kernels called (or traced into a tf.function) are XLA-compiled iff
     `enabled`; the previous setting comes back afterwards. See the module docstring."""
-    global _compile_with_xla  # pylint: disable=global-statement
-    saved, _compile_with_xla = _compile_with_xla, bool(enabled)
-    try:
-        yield
-    finally:
-        _compile_with_xla = saved
+    return _XLA.scope(enabled)
 
 
 def xla_enabled():
     """Whether kernels called now are XLA-compiled (True unless inside compile_with_xla(False))."""
-    return _compile_with_xla
+    return _XLA.value
+
+
+def standard_ops(enabled=True):
+    """Within the block, kernels called (or traced into a tf.function) are written with standard
+    TensorFlow ops and differentiated by autodiff, instead of the fused functions with
+    hand-written gradients; the previous setting comes back afterwards (read as
+    compile_with_xla's, at trace time).
+
+    For graphs that run elsewhere or mostly forward (SavedModels, feature extraction): no XLA and
+    no custom gradients in the graph, and ops in the patterns TensorFlow's graph optimizer
+    (Grappler's remapper) rewrites into oneDNN kernels on CPU: MatMul + BiasAdd + exact GELU
+    becomes one _FusedMatMul, MatMul + BiasAdd another. Each kernel is then its `_reference`,
+    except that biases are added with tf.nn.bias_add and GELU is 0.5 * x * (1 + erf(x / sqrt(2)))
+    (gelu_standard), the forms the remapper matches. Same values up to float round-off.
+    """
+    return _STANDARD_OPS.scope(enabled)
+
+
+def standard_ops_enabled():
+    """Whether kernels called now are standard ops (inside standard_ops())."""
+    return _STANDARD_OPS.value
 
 
 def _maybe_xla(fn):
@@ -93,7 +133,7 @@ def _maybe_xla(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        return (compiled if _compile_with_xla else fn)(*args)
+        return (compiled if _XLA.value else fn)(*args)
 
     return call
 
@@ -206,6 +246,8 @@ def dropout(x, rate, training, key=None):
     if not training or rate == 0.0:
         return x
     key = _mask_key(rate, key)
+    if _STANDARD_OPS.value:
+        return dropout_reference(x, rate, key)
 
     @tf.custom_gradient
     def apply(x):
@@ -259,15 +301,30 @@ def _gelu_backward(x, dy):
     return tf.cast(_gelu_grad_f(xw, tf.cast(dy, xw.dtype), x.dtype), x.dtype)
 
 
-@tf.custom_gradient
 def gelu(x):
     """Exact GELU, x * Phi(x) with the Gaussian CDF (as HuggingFace's "gelu").
 
     Performance: computed in float32 for 16-bit inputs, and with its gradient written out
     (dy * (Phi(x) + x * phi(x))) rather than derived op by op from erfc. Same values as
-    tf.nn.gelu up to float round-off.
+    tf.nn.gelu up to float round-off. With standard_ops(): gelu_standard.
     """
+    return gelu_standard(x) if _STANDARD_OPS.value else _gelu_fused(x)
+
+
+@tf.custom_gradient
+def _gelu_fused(x):
     return _gelu_forward(x), lambda dy: _gelu_backward(x, dy)
+
+
+def gelu_standard(x):
+    """0.5 * x * (1 + erf(x / sqrt(2))) in float32 for 16-bit x, by autodiff: the ops of the
+    exact GELU that Grappler's remapper fuses with a preceding MatMul + BiasAdd on CPU.
+
+    The erf form loses the far left tail to cancellation (absolute error ~6e-8 * |x|, as the
+    16-bit kernels' _normal_cdf), which the erfc form of gelu_reference keeps.
+    """
+    h = tf.cast(x, _wide(x.dtype))
+    return tf.cast(h * ((tf.math.erf(h * _SQRT_HALF) + 1.0) * 0.5), x.dtype)
 
 
 def gelu_reference(x):
@@ -288,12 +345,27 @@ def _bias_gelu_backward(y, bias, dy):
     return tf.cast(_gelu_grad_f(h, tf.cast(dy, h.dtype), y.dtype), y.dtype)
 
 
-@tf.custom_gradient
 def bias_gelu(y, bias):
     """gelu(y + bias), the bias added in float32; one pass each way (and the bias gradient).
 
-    y [..., C] in the compute dtype, bias [C] float32 -> [..., C] in y's dtype.
+    y [..., C] in the compute dtype, bias [C] float32 -> [..., C] in y's dtype. With
+    standard_ops(): gelu_standard(tf.nn.bias_add(y, bias)).
     """
+    if _STANDARD_OPS.value:
+        return gelu_standard(_bias_add_standard(y, bias))
+    return _bias_gelu_fused(y, bias)
+
+
+def _bias_add_standard(y, bias):
+    """tf.nn.bias_add in y's dtype for float32 y (the op Grappler fuses into a MatMul before
+    it), else in float32, cast back."""
+    if y.dtype == tf.float32:
+        return tf.nn.bias_add(y, tf.cast(bias, y.dtype))
+    return tf.cast(tf.nn.bias_add(tf.cast(y, tf.float32), tf.cast(bias, tf.float32)), y.dtype)
+
+
+@tf.custom_gradient
+def _bias_gelu_fused(y, bias):
     def grad(dy):
         dh = _bias_gelu_backward(y, bias, dy)
         return dh, tf.cast(bias_gradient(dh), bias.dtype)
@@ -316,10 +388,16 @@ def _add_bias_float32_forward(y, bias):
     return tf.cast(y, tf.float32) + bias
 
 
-@tf.custom_gradient
 def add_bias_float32(y, bias):
     """float32(y) + bias (float32). Fused for the [B, P, V] masked-LM logits (performance: the
     cast and the bias add in one pass; same values)."""
+    if _STANDARD_OPS.value:
+        return tf.nn.bias_add(tf.cast(y, tf.float32), bias)
+    return _add_bias_float32_fused(y, bias)
+
+
+@tf.custom_gradient
+def _add_bias_float32_fused(y, bias):
     def grad(dz):
         dy = tf.cast(dz, y.dtype)
         return dy, bias_gradient(dy)
@@ -370,12 +448,18 @@ def _layer_norm_backward(x, gamma, dy):
             _sum_rows(dy * normed), _sum_rows(dy))
 
 
-@tf.custom_gradient
 def layer_norm(x, gamma, beta):
     """LayerNorm of the last axis in float32, returned in x's dtype.
 
     x [..., C]; gamma, beta [C] float32; epsilon LAYER_NORM_EPSILON.
     """
+    if _STANDARD_OPS.value:
+        return layer_norm_reference(x, gamma, beta)
+    return _layer_norm_fused(x, gamma, beta)
+
+
+@tf.custom_gradient
+def _layer_norm_fused(x, gamma, beta):
     return _layer_norm_forward(x, gamma, beta), lambda dy: _layer_norm_backward(x, gamma, dy)
 
 
@@ -414,14 +498,20 @@ def _add_norm_backward(y, bias, residual, gamma, key, rate, dout):
 def dropout_add_layer_norm(y, bias, residual, gamma, beta, rate, key=None):
     """LayerNorm(dropout(y + bias) + residual) in float32, returned in residual's dtype.
 
-    y, residual [..., H]: y is a matrix product without its float32 bias [H]; gamma, beta [H]
-    float32. rate 0 means no dropout; key: the mask's key (by default a fresh one). The block that
-    ends each half of a transformer layer, fused (performance: one XLA function each way instead
-    of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual sum are
+    y, residual [..., H]: y is a matrix product without its float32 bias [H] (with standard_ops(),
+    bias may be None: y has its bias); gamma, beta [H] float32. rate 0 means no dropout; key: the
+    mask's key (by default a fresh one). The block that ends each half of a transformer layer,
+    fused (performance: one XLA function each way instead of ~15 TensorFlow ops over [B, S, H]). In bfloat16 the bias add, dropout and residual sum are
     float32 instead of bfloat16 (only more accurate); in float32 the same values as the separate
     ops up to float round-off.
     """
     key = _mask_key(rate, key)
+    if _STANDARD_OPS.value:
+        h = y if bias is None else _bias_add_standard(y, bias)
+        if rate:
+            h = dropout_reference(h, rate, key)
+        return tf.cast(layer_norm_reference(tf.cast(h, tf.float32) + tf.cast(residual, tf.float32),
+                                            gamma, beta), residual.dtype)
 
     @tf.custom_gradient
     def fused(y, bias, residual, gamma, beta):
@@ -470,8 +560,11 @@ def split_heads(qkv, bias, num_heads, q_scale):
 
     One XLA pass each way instead of a bias add, a transpose, three slices and a scaling (and
     their gradients). The bias add and scaling are in float32 for 16-bit qkv (same values in
-    float32).
+    float32). With standard_ops(): split_heads_reference.
     """
+    if _STANDARD_OPS.value:
+        return split_heads_reference(qkv, bias, num_heads, q_scale)
+
     @tf.custom_gradient
     def fused(qkv, bias):
         def grad(dq, dk, dv):
@@ -522,6 +615,8 @@ def attention_probs(scores, attention_bias, rate, key=None):
     the largest elementwise tensor of attention, [B, N, F, T], is read and written once each way).
     """
     key = _mask_key(rate, key)
+    if _STANDARD_OPS.value:
+        return attention_probs_reference(scores, attention_bias, rate, key)
 
     @tf.custom_gradient
     def fused(scores):
@@ -556,6 +651,8 @@ def sparse_softmax_cross_entropy(labels, logits, bias=None):
     stays outside XLA because XLA's gather clamps bad indices silently). The logits' gradient has
     their dtype.
     """
+    if _STANDARD_OPS.value:
+        return sparse_softmax_cross_entropy_reference(labels, logits, bias)
     labels = tf.cast(labels, tf.int32)
     rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])                   # [R, V]
     flat_labels = tf.reshape(labels, [-1])                                   # [R]

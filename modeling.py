@@ -244,18 +244,27 @@ class Dense(tf.Module):
         return matmul_last_axis(x, tf.cast(self.kernel, x.dtype))
 
     def __call__(self, x):
-        y = self.product(x)
+        # The bias and activation apply to the 2-D product, before its leading axes are restored:
+        # the graph optimizer fuses MatMul + BiasAdd + GELU only when they follow each other
+        # (kernels.standard_ops).
+        return matmul_last_axis(x, tf.cast(self.kernel, x.dtype), epilogue=self._bias_activation)
+
+    def _bias_activation(self, y):
         fused = _FUSED_BIAS_ACTIVATIONS.get(self.activation)
         if fused:
             return fused(y, tf.convert_to_tensor(self.bias))
-        # `+`, not tf.nn.bias_add: BiasAddGrad sums bfloat16 gradients in bfloat16 (lossy over
-        # thousands of rows); the broadcast add's gradient sums them in float32.
-        y += tf.cast(self.bias, x.dtype)
+        if kernels.standard_ops_enabled() and y.dtype == tf.float32:
+            y = tf.nn.bias_add(y, self.bias)
+        else:
+            # `+`, not tf.nn.bias_add: BiasAddGrad sums bfloat16 gradients in bfloat16 (lossy
+            # over thousands of rows); the broadcast add's gradient sums them in float32.
+            y += tf.cast(self.bias, y.dtype)
         return self.activation(y) if self.activation else y
 
 
-def matmul_last_axis(x, kernel, transpose_b=False):
-    """x [..., in] times kernel [in, out] (or [out, in] with transpose_b) -> [..., out].
+def matmul_last_axis(x, kernel, transpose_b=False, epilogue=None):
+    """x [..., in] times kernel [in, out] (or [out, in] with transpose_b) -> [..., out]; with
+    `epilogue`, epilogue(product) [rows, out] before the leading axes are restored.
 
     Performance: the leading axes are folded into one so that this is a single 2-D MatMul. A 3-D
     `x` times a 2-D kernel would otherwise be a broadcasting BatchMatMul, whose kernel gradient
@@ -263,10 +272,11 @@ def matmul_last_axis(x, kernel, transpose_b=False):
     layer that is a [B, V, H] intermediate); the 2-D form gets the same sums from one GEMM over all
     rows. Same dot products, so the results differ at most by float round-off (summation order).
     """
+    epilogue = epilogue or (lambda y: y)
     if x.shape.rank == 2:
-        return tf.matmul(x, kernel, transpose_b=transpose_b)
+        return epilogue(tf.matmul(x, kernel, transpose_b=transpose_b))
     in_size, out_size = kernel.shape[::-1] if transpose_b else kernel.shape
-    y = tf.matmul(tf.reshape(x, [-1, in_size]), kernel, transpose_b=transpose_b)
+    y = epilogue(tf.matmul(tf.reshape(x, [-1, in_size]), kernel, transpose_b=transpose_b))
     if x.shape[:-1].is_fully_defined():
         return tf.reshape(y, x.shape[:-1].as_list() + [out_size])
     return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [out_size]], 0))
@@ -285,8 +295,10 @@ class LayerNorm(tf.Module):
                                   tf.convert_to_tensor(self.beta))
 
     def add_and_norm(self, y, bias, residual, dropout_rate, training, key=None):
-        """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm."""
-        return kernels.dropout_add_layer_norm(y, tf.convert_to_tensor(bias), residual,
+        """LayerNorm(dropout(y + bias) + residual): see kernels.dropout_add_layer_norm (bias None:
+        y has its bias, with kernels.standard_ops only)."""
+        bias = None if bias is None else tf.convert_to_tensor(bias)
+        return kernels.dropout_add_layer_norm(y, bias, residual,
                                               tf.convert_to_tensor(self.gamma),
                                               tf.convert_to_tensor(self.beta),
                                               dropout_rate if training else 0.0, key)
@@ -349,15 +361,7 @@ class SelfAttention(tf.Module):
 
     def __call__(self, x, attention_bias, training, key=None):
         """x [B, S, H], attention_bias [B, 1, 1, T] -> [B, S, H]; key: the attention dropout's."""
-        # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
-        # concatenated at call time; the variables stay as they are), then one fused pass adds the
-        # bias, splits the heads of all three and scales q. Each output column is the same dot
-        # product as before.
-        kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
-        bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
-        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
-        q, k, v = kernels.split_heads(qkv, bias, self.num_heads,
-                                      1.0 / math.sqrt(self.head_size))       # 3 x [B, N, S, D]
+        q, k, v = self._heads(x)                                             # 3 x [B, N, S, D]
         scores = tf.matmul(q, k, transpose_b=True)                           # [B, N, F, T]
         probs = kernels.attention_probs(scores, attention_bias,
                                         self.dropout_rate if training else 0.0, key)  # [B, N, F, T]
@@ -365,6 +369,26 @@ class SelfAttention(tf.Module):
         context = tf.transpose(context, [0, 2, 1, 3])                        # [B, F, N, D]
         b, f = tf.shape(x)[0], tf.shape(x)[1]
         return tf.reshape(context, [b, f, self.num_heads * self.head_size])  # [B, F, H]
+
+    def _heads(self, x):
+        """q / sqrt(D), k, v [B, N, S, D] of x [B, S, H]."""
+        scale = 1.0 / math.sqrt(self.head_size)
+        if kernels.standard_ops_enabled():
+            # Three products, each with its bias fused into it by Grappler: no copy of the
+            # kernels (the concatenation below copies 3 H^2 values per call, which costs more
+            # than it saves for the short batches of serving).
+            b, s = tf.shape(x)[0], tf.shape(x)[1]
+            q, k, v = (tf.transpose(tf.reshape(dense(x), [b, s, self.num_heads, -1]),
+                                    [0, 2, 1, 3]) for dense in (self.query, self.key, self.value))
+            return q * tf.cast(scale, q.dtype), k, v
+        # Performance: one [H, 3H] product instead of three [H, H] ones (the three kernels are
+        # concatenated at call time; the variables stay as they are), then one fused pass adds
+        # the bias, splits the heads of all three and scales q. Each output column is the same
+        # dot product as before.
+        kernel = tf.concat([self.query.kernel, self.key.kernel, self.value.kernel], axis=1)
+        bias = tf.concat([self.query.bias, self.key.bias, self.value.bias], axis=0)
+        qkv = matmul_last_axis(x, tf.cast(kernel, x.dtype))                  # [B, S, 3H]
+        return kernels.split_heads(qkv, bias, self.num_heads, scale)
 
 
 class TransformerLayer(tf.Module):
@@ -406,12 +430,17 @@ class TransformerLayer(tf.Module):
 
     def _forward(self, x, attention_bias, training, keys):
         a = self.attention(x, attention_bias, training, keys[0])           # [B, S, H]
-        x = self.attention_norm.add_and_norm(self.attention_output.product(a),
-                                             self.attention_output.bias, x, self.dropout_rate,
-                                             training, keys[1])
-        y = self.output.product(self.intermediate(x))                        # [B, S, I] -> [B, S, H]
-        return self.output_norm.add_and_norm(y, self.output.bias, x, self.dropout_rate, training,
-                                             keys[2])
+        x = self._output(self.attention_output, self.attention_norm, a, x, training, keys[1])
+        return self._output(self.output, self.output_norm, self.intermediate(x), x, training,
+                            keys[2])                                         # [B, S, I] -> [B, S, H]
+
+    def _output(self, dense, norm, y, residual, training, key):
+        """norm(dropout(dense(y)) + residual): the end of each half of the layer."""
+        if kernels.standard_ops_enabled():
+            # The bias in the product, where Grappler fuses it with the MatMul.
+            return norm.add_and_norm(dense(y), None, residual, self.dropout_rate, training, key)
+        return norm.add_and_norm(dense.product(y), dense.bias, residual, self.dropout_rate,
+                                 training, key)
 
 
 class BertOutputs(NamedTuple):

@@ -16,7 +16,6 @@ key (1) and a Feature (2) whose bytes_list (1), float_list (2) or int64_list (3)
 values (field 1). tests/test_records.py checks the bytes against tf.train.Example and
 tf.io.TFRecordWriter.
 """
-import functools
 import struct
 
 import numpy as np
@@ -29,8 +28,10 @@ FLOAT_LIST, INT64_LIST = b"\x12", b"\x1a"
 # -- tf.train.Feature protos ----------------------------------------------------------------------
 
 
-@functools.cache
 def _tf_train():
+    # No functools.cache: a cached function is pickled by name, which would tie the modules
+    # pretraining_pipeline.py ships to Beam workers by value to an importable `records`. After
+    # the first call the import is a lookup in sys.modules.
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (see the module docstring)
     return tf.train
 
@@ -96,7 +97,7 @@ def feature_prefix(name, kind, num_bytes):
     of packed values; `kind` is INT64_LIST or FLOAT_LIST.
 
     Everything in it depends only on the name and the size of the values, so an encoder whose
-    features have fixed sizes computes it once per size (see create_pretraining_data.py).
+    features have fixed sizes computes it once per size (pretraining_data.ExampleEncoder).
     """
     values = b"\x0a" + varint(num_bytes)                      # Int64List/FloatList.value
     feature = kind + varint(len(values) + num_bytes)          # Feature.int64_list/float_list

@@ -47,7 +47,6 @@ memory (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_), which helps torch m
 """
 
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -67,6 +66,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 import _side_by_side  # noqa: E402
 from _machine import QUIET, busy_note, print_cpu  # noqa: E402
+from _minilm import build_sentences, convert_model  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("sentences", 2000, "Input lines (sentences) per run.")
@@ -84,23 +84,6 @@ flags.DEFINE_string("work_dir", None, "Where to put the converted model, input a
 
 MAX_SEQ_LENGTH = 128
 TARGET = 1.5
-
-
-def build_sentences(count):
-    """`count` real English sentences (6 to 60 words), spread evenly over the corpus."""
-    from tokenization_speed import build_corpus  # pylint: disable=import-outside-toplevel
-
-    text = " ".join(build_corpus())
-    seen, sentences = set(), []
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        sentence = " ".join(sentence.split())
-        if 6 <= len(sentence.split()) <= 60 and "|||" not in sentence and sentence not in seen:
-            seen.add(sentence)
-            sentences.append(sentence)
-    if len(sentences) < count:
-        raise RuntimeError(f"the corpus has only {len(sentences)} sentences; asked for {count}")
-    step = len(sentences) / count
-    return [sentences[int(i * step)] for i in range(count)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -210,18 +193,6 @@ class Side(_side_by_side.Side):
     def vectors(self, dtype):
         """[sentences, 384] float32: the embeddings of the last run in `dtype`."""
         return self.benches[dtype].vectors()
-
-
-def convert_model(work_dir):
-    """The MiniLM weights in the original checkpoint layout, via convert_hf_checkpoint.py."""
-    import subprocess
-    from real_model import real_model_dir
-    out = os.path.join(work_dir, "minilm_bert")
-    if not os.path.exists(os.path.join(out, "bert_model.ckpt.index")):
-        subprocess.run([sys.executable, os.path.join(REPO, "convert_hf_checkpoint.py"),
-                        f"--hf_model_dir={real_model_dir()}", f"--output_dir={out}"],
-                       check=True, capture_output=True)
-    return out
 
 
 def label(side, order):

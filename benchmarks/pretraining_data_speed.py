@@ -116,8 +116,8 @@ def throughput(args, workdir):
     print("ratio (MB/s, ours / original): %.1fx   targets: >= 8x and >= 1.2 MB/s" % ratio)
 
 
-def _tree_rss_kb(root_pid):
-    """Resident memory of `root_pid` and all its descendants, from /proc."""
+def process_tree_rss_kb(root_pid):
+    """{pid: resident memory in KB} of `root_pid` and all its descendants, from /proc."""
     parents, rss = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -137,7 +137,12 @@ def _tree_rss_kb(root_pid):
         children = [p for p, parent in parents.items() if parent == pid and p not in tree]
         tree.update(children)
         frontier.extend(children)
-    return sum(rss.get(p, 0) for p in tree)
+    return {p: rss[p] for p in tree if p in rss}
+
+
+def _tree_rss_kb(root_pid):
+    """Resident memory of `root_pid` and all its descendants."""
+    return sum(process_tree_rss_kb(root_pid).values())
 
 
 def memory(args, workdir):
@@ -162,8 +167,10 @@ def memory(args, workdir):
         os.remove(output)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(description, throughput_fn, memory_fn):
+    """The command line of this benchmark and of pretraining_pipeline_speed.py: `throughput_fn`
+    or, with --memory, `memory_fn`, each given (args, a temporary directory)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size_mb", type=float, default=4.4, help="throughput input size")
     parser.add_argument("--num_workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--memory", default=None,
@@ -172,9 +179,13 @@ def main():
     print_cpu()
     with tempfile.TemporaryDirectory() as workdir:
         if args.memory:
-            memory(args, workdir)
+            memory_fn(args, workdir)
         else:
-            throughput(args, workdir)
+            throughput_fn(args, workdir)
+
+
+def main():
+    run(__doc__.splitlines()[0], throughput, memory)
 
 
 if __name__ == "__main__":

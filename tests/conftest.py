@@ -28,3 +28,27 @@ def _absl_logger_level_unset():
     absl_logger.setLevel(logging.NOTSET)
     yield
     absl_logger.setLevel(level)
+
+
+# The real MiniLM weights (tests/real_model.py) in the original checkpoint layout and as a TF Hub
+# encoder, made once per test session for the test modules that use them.
+
+
+@pytest.fixture(scope="session")
+def minilm_checkpoint(tmp_path_factory):
+    """real_model.converted_minilm: {root, vocab_file, bert_config_file, init_checkpoint}."""
+    from real_model import converted_minilm  # pylint: disable=import-outside-toplevel
+    return converted_minilm(tmp_path_factory.mktemp("minilm_bert"))
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder(minilm_checkpoint, tmp_path_factory):
+    """The converted MiniLM exported as a TF Hub encoder (saved_models.export_encoder)."""
+    import modeling  # pylint: disable=import-outside-toplevel
+    import saved_models  # pylint: disable=import-outside-toplevel
+    files = minilm_checkpoint
+    export_dir = tmp_path_factory.mktemp("minilm_encoder") / "encoder"
+    saved_models.export_encoder(str(export_dir),
+                                modeling.BertConfig.from_json_file(files["bert_config_file"]),
+                                files["init_checkpoint"], files["vocab_file"], do_lower_case=True)
+    return export_dir

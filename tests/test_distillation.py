@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 import checkpoints
+import classification
 import modeling
-import run_classifier
 import soft_labels
 from test_modeling import tiny_config
 from script_main import read_results
@@ -145,7 +145,7 @@ def test_distillation_loss_mixes_in_gold_labels_where_there_are_some():
     _, soft = modeling.soft_classification_loss(logits, features["teacher_logits"], 2.0)
     _, gold = modeling.classification_loss(logits, features["label_ids"])
     for w in (0.0, 0.3, 1.0):
-        loss = run_classifier.distillation_loss_fn(run_classifier.CLASSIFICATION, 2.0, w)(
+        loss = classification.distillation_loss_fn(classification.CLASSIFICATION, 2.0, w)(
             model, features, True)
         weights = np.array([w, 0.0, w])
         expected = np.mean((1 - weights) * soft.numpy() + weights * gold.numpy())

@@ -38,7 +38,8 @@ from test_modeling import tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py",
            "create_pretraining_data.py", "create_vocab.py", "extract_features.py",
-           "convert_hf_checkpoint.py", "demo.py", "sweep.py")
+           "convert_hf_checkpoint.py", "demo.py", "export_saved_model.py",
+           "run_classifier_with_tfhub.py", "sweep.py")
 WORDS = "the a cat dog sat ran on under mat tree and then".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -180,7 +181,8 @@ def test_every_script_ends_with_the_one_entry_point(script):
     with open(os.path.join(ROOT, script), encoding="utf-8") as f:
         source = f.read()
     main_block = source[source.index('if __name__ == "__main__":'):]
-    assert "common_flags.run(main)" in main_block, script
+    # (create_pretraining_data.py passes Beam's options on: common_flags.run(main, ...=True))
+    assert re.search(r"common_flags\.run\(main[,)]", main_block), script
     assert "app.run(" not in source and "SystemExit" not in source, script
     assert "apply_script_flags" not in source, script   # run_main applies them
 
@@ -250,6 +252,52 @@ def test_an_empty_or_missing_vocabulary_or_input_is_named(flag, content, expecte
     assert not os.path.exists(tmp_path / "out.tfrecord")
 
 
+@pytest.mark.parametrize("case", ["not utf-8", "no file", "unknown runner"])
+def test_create_pretraining_data_on_beam_names_the_bad_file_or_flag(case, tmp_path, capsys):
+    """--runner: a worker's error reaches the command line as one ERROR line; nothing is left
+    under the final name, nor any temporary directory."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"the cat sat .\n\nthe \xff dog ran .\n")
+    pattern = str(tmp_path / "nothing-*.txt")
+    corpus = pretraining_data_flags(tmp_path)["input_file"]
+    input_file, runner, expected = {
+        "not utf-8": (f"{corpus},{bad}", "DirectRunner",
+                      f"{bad} line 3, column 5: not valid UTF-8 (byte 0xff); the input must be "
+                      "UTF-8 text"),
+        "no file": (pattern, "DirectRunner", f"--input_file: {pattern!r} matches no file"),
+        "unknown runner": (corpus, "NoSuchRunner", "--runner=NoSuchRunner: Unexpected pipeline "
+                           "runner: NoSuchRunner"),
+    }[case]
+    line = command_error(capsys, create_pretraining_data, **pretraining_data_flags(
+        tmp_path, input_file=input_file, runner=runner))
+    assert line.startswith("ERROR: " + expected), line
+    assert sorted(os.listdir(tmp_path)) == ["bad.txt", "corpus.txt", "vocab.txt"]
+
+
+@pytest.mark.parametrize("case", ["misspelt flag", "not utf-8 on beam"])
+def test_create_pretraining_data_command_line_with_beam_options(case, tmp_path):
+    """The real command line, whose unknown flags are Beam's pipeline options: without --runner
+    a misspelt flag is an error (as absl's parsing made it), not silently ignored; with it, a
+    worker's error is one ERROR line, without the traceback Beam would log."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"the cat sat .\n\nthe \xff dog ran .\n")
+    flag_values, expected = {
+        "misspelt flag": (dict(max_seq_lenght=32), "unknown flags or arguments: "
+                          "--max_seq_lenght=32 (Beam's pipeline options need --runner)"),
+        "not utf-8 on beam": (dict(input_file=bad, runner="DirectRunner",
+                                   direct_running_mode="in_memory"),
+                              f"{bad} line 3, column 5: not valid UTF-8"),
+    }[case]
+    flag_values = pretraining_data_flags(tmp_path, **flag_values)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "create_pretraining_data.py")]
+        + [f"--{name}={value}" for name, value in flag_values.items()],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert error_line(result.stdout, result.stderr).startswith("ERROR: " + expected)
+    assert sorted(os.listdir(tmp_path)) == ["bad.txt", "corpus.txt", "vocab.txt"]
+
+
 def test_truncated_squad_json_names_file_line_and_column(model, tmp_path, capsys):
     truncated = write_text(tmp_path / "dev.json",
                            '{"version": "v2.0",\n "data": [{"title": "x", "paragraphs": [')
@@ -303,6 +351,7 @@ def bad_inputs(model, tmp_path):
     missing_checkpoint = str(tmp_path / "nothing.ckpt")
     missing_hf = str(tmp_path / "no-hf-model")
     missing_corpus = str(tmp_path / "no-corpus.txt")
+    missing_hub = str(tmp_path / "no-encoder")
     model_files = dict(vocab_file=model.vocab_file, bert_config_file=model.bert_config_file)
     return {
         "run_pretraining.py": (dict(input_file=good, output_dir=tmp_path / "pretraining",
@@ -336,6 +385,14 @@ def bad_inputs(model, tmp_path):
                                      [f"HF model directory not found: {missing_hf}"]),
         "demo.py": (dict(corpus=missing_corpus, output_dir=tmp_path / "demo"),
                     [f"No such file or directory: {missing_corpus}"]),
+        "export_saved_model.py": (dict(export_type="classifier", init_checkpoint=missing_checkpoint,
+                                       export_dir=tmp_path / "export", **model_files),
+                                  [f"{missing_checkpoint}: no checkpoint found"]),
+        "run_classifier_with_tfhub.py": (dict(task_name="MRPC", do_train="true", data_dir=mrpc,
+                                              output_dir=tmp_path / "tfhub",
+                                              bert_hub_module_handle=missing_hub),
+                                         [f"--bert_hub_module_handle={missing_hub}: no "
+                                          "saved_model.pb there"]),
         "sweep.py": (dict(script="run_nothing.py", output_dir=tmp_path / "sweep"),
                      ["--script='run_nothing.py': the sweep runs one of run_classifier.py"]),
     }

@@ -1,7 +1,7 @@
 """kernels.py: every fused kernel against its plain TensorFlow reference (values, and gradients for
-every input under a random upstream gradient) in float32 and bfloat16, with XLA on and off, with
-dropout off and on (the same mask); the kernels against TensorFlow's own ops; dropout statistics;
-the XLA setting."""
+every input under a random upstream gradient) in float32 and bfloat16, with XLA on and off and as
+standard ops, with dropout off and on (the same mask); the kernels against TensorFlow's own ops;
+dropout statistics; the XLA and standard-ops settings."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,14 +120,15 @@ def _assert_close(got, want, dtype):
         np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("xla", [True, False], ids=["xla", "plain"])
+@pytest.mark.parametrize("mode", ["xla", "plain", "standard"])
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name, rate", PARAMS)
-def test_kernel_matches_its_reference_in_values_and_gradients(name, rate, dtype, xla):
+def test_kernel_matches_its_reference_in_values_and_gradients(name, rate, dtype, mode):
+    """mode: XLA-compiled, the same functions without XLA, or kernels.standard_ops()."""
     dtype = DTYPES[dtype]
     kernel, reference, args = {**CASES, **DROPOUT_CASES}[name](np.random.RandomState(0), dtype,
                                                                rate)
-    with kernels.compile_with_xla(xla):
+    with kernels.compile_with_xla(mode == "xla"), kernels.standard_ops(mode == "standard"):
         got_outputs, got_grads = _outputs_and_gradients(kernel, args)
     want_outputs, want_grads = _outputs_and_gradients(reference, args)
     assert len(got_outputs) == len(want_outputs)
@@ -303,3 +304,23 @@ def test_compile_with_xla_applies_to_functions_traced_inside_and_restores_the_se
     with pytest.raises(RuntimeError), kernels.compile_with_xla(False):
         raise RuntimeError
     assert kernels.xla_enabled()
+
+
+def _op_types(fn, *specs):
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_standard_ops_trace_standard_ops_and_restore_the_setting():
+    assert not kernels.standard_ops_enabled()
+    spec, bias = tf.TensorSpec([2, 3]), tf.TensorSpec([3])
+    with kernels.standard_ops():
+        assert kernels.standard_ops_enabled()
+        ops = _op_types(kernels.bias_gelu, spec, bias)
+        # The form Grappler's remapper fuses with a MatMul before it; no XLA, no custom gradient.
+        assert {"BiasAdd", "Erf"} <= ops and "IdentityN" not in ops
+        assert _compiled_calls(kernels.gelu) == 0
+        with kernels.standard_ops(False):
+            assert "IdentityN" in _op_types(kernels.layer_norm, spec, bias, bias)
+    assert not kernels.standard_ops_enabled()
+    assert "IdentityN" in _op_types(kernels.bias_gelu, spec, bias)   # the custom gradient

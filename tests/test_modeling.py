@@ -396,7 +396,7 @@ def test_bfloat16_dropout_is_off_unless_training():
                               model(*ins).sequence_output)
 
 
-def test_xla_and_plain_tensorflow_give_the_same_values_and_masks():
+def test_xla_plain_tensorflow_and_standard_ops_give_the_same_values_and_masks():
     def run():
         tf.random.set_seed(5)
         model = modeling.BertModel(tiny_config())
@@ -410,8 +410,11 @@ def test_xla_and_plain_tensorflow_give_the_same_values_and_masks():
     compiled = run()
     with kernels.compile_with_xla(False):
         plain = run()
-    for a, b in zip(compiled, plain):  # the same masks, or these would differ by O(1)
+    with kernels.standard_ops():   # exported SavedModels (autodiff gradients)
+        standard = run()
+    for a, b, c in zip(compiled, plain, standard):  # the same masks, or these would differ by O(1)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
 
 
 def _softmax(x):

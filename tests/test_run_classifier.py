@@ -264,6 +264,11 @@ def test_glue_task_trains_evaluates_and_predicts(env, task, tmp_path_factory):
     assert names["output_weights"] == [num_labels, 32] and names["output_bias"] == [num_labels]
     assert "bert/pooler/dense/kernel/adam_m" in names and "global_step" in names
     assert not [n for n in names if n.startswith("cls/")]
+    info = json.loads((out / "task.json").read_text())   # what export_saved_model.py reads
+    assert info == dict(task=info["task"], kind="regression" if LABELS[task] is None
+                        else "classification", labels=LABELS[task],
+                        text_pairs=task not in ("cola", "sst-2"), multi_label_threshold=0.5,
+                        label_separator=",", do_lower_case=True, max_seq_length=SEQ)
     assert sorted(n for n in os.listdir(out) if n.endswith(".tf_record")) == sorted(
         ["train.tf_record", "eval.tf_record", "predict.tf_record"]
         + (["eval_mismatched.tf_record", "predict_mismatched.tf_record"] if task == "mnli"
@@ -352,6 +357,7 @@ def test_generic_jsonl_multi_label(env, tmp_path):
                           label_column="tags", multi_label="true", do_train="true",
                           do_eval="true", do_predict="true"))
     assert (out / "label_list.txt").read_text() == "animal\ncolour\nmotion\n"
+    assert json.loads((out / "task.json").read_text())["kind"] == "multi_label"
     results = read_results(out / "eval_results.txt")
     assert set(results) == {"eval_f1_micro", "eval_exact_match", "eval_loss", "global_step",
                             "loss"}
@@ -430,6 +436,7 @@ def test_eval_every_n_steps_keeps_the_best_checkpoint(env, tmp_path):
     results = read_results(best_dir / "eval_results.txt")
     assert set(results) == expected_keys("sts-b") and results["global_step"] == best_step
     assert results["eval_pearson"] == pytest.approx(max(scores))
+    assert json.loads((best_dir / "task.json").read_text())["kind"] == "regression"
     names = dict(checkpoints.list_variables(str(best_dir)))
     assert names["output_weights"] == [1, 32] and "global_step" in names
     assert not [n for n in names if n.endswith(("adam_m", "adam_v"))]

@@ -916,14 +916,19 @@ _ALIASES = {"sst2": "sst-2", "stsb": "sts-b", "mnli-m": "mnli", "mnli-mm": "mnli
             "mnli-matched": "mnli", "mnli-mismatched": "mnli", "diagnostic": "ax"}
 
 
+def _task_key(task_name):
+    """The key of TASK_NAMES that `task_name` names (or an unknown key)."""
+    key = str(task_name).strip().lower().replace("_", "-")
+    return _ALIASES.get(key, key)
+
+
 def get_task(task_name: str, **options) -> Task:
     """The task called `task_name` (case-insensitive; "_" and "-" alike; aliases such as "sst2").
 
     Options: generic: see GenericTask (text_a_column, label_column, ...); xnli: language="zh".
     The GLUE tasks take none (TypeError).
     """
-    key = str(task_name).strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
+    key = _task_key(task_name)
     if key not in TASK_NAMES:
         raise InputError(f"unknown task {task_name!r}; known tasks: {', '.join(TASK_NAMES)}")
     if key == "generic":
@@ -933,3 +938,14 @@ def get_task(task_name: str, **options) -> Task:
     if options:
         raise TypeError(f"task {key!r} takes no options, got {sorted(options)}")
     return GlueTask(_GLUE_SPECS[key])
+
+
+def main_metric(task_name: str, regression: bool = False, multi_label: bool = False) -> str:
+    """The `Task.main_metric` of `task_name` (what picks the best checkpoint), for a caller that
+    has only the command line (sweep.py): for the generic task it depends on whether it is a
+    regression or a multi-label task, not on its columns or labels (the placeholder columns here
+    are never read)."""
+    if _task_key(task_name) == "generic":
+        return GenericTask(text_a_column=0, label_column=1, regression=regression,
+                           multi_label=multi_label).main_metric
+    return get_task(task_name).main_metric

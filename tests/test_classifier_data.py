@@ -691,3 +691,21 @@ def test_set_suffix_tells_the_second_set_of_a_task_apart():
     assert classifier_data.set_suffix("dev_matched", splits) == ""
     assert classifier_data.set_suffix("dev_mismatched", splits) == "_mismatched"
     assert classifier_data.set_suffix("test", {"test": []}) == ""
+
+
+def test_main_metric_from_a_command_line_is_the_task_s():
+    """classifier_data.main_metric (sweep.py's) names the metric run_classifier.py keeps its best
+    checkpoint by (Task.main_metric)."""
+    for name in classifier_data.TASK_NAMES:
+        if name != "generic":
+            assert classifier_data.main_metric(name) == get_task(name).main_metric, name
+    assert [classifier_data.main_metric(name) for name in ("SST2", "mrpc", "CoLA", "STS_B")] == [
+        "accuracy", "f1", "mcc", "pearson"]
+    for options, expected in (({"labels": ["x", "y"]}, "accuracy"),
+                              ({"regression": True}, "pearson"),
+                              ({"labels": ["x", "y", "z"], "multi_label": True}, "f1_micro")):
+        task = get_task("generic", text_a_column="a", label_column="b", **options)
+        kind = {k: v for k, v in options.items() if k != "labels"}
+        assert classifier_data.main_metric("Generic", **kind) == task.main_metric == expected
+    with pytest.raises(classifier_data.InputError, match="unknown task 'nope'"):
+        classifier_data.main_metric("nope")

@@ -39,7 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py",
            "create_pretraining_data.py", "create_vocab.py", "extract_features.py",
            "convert_hf_checkpoint.py", "demo.py", "export_saved_model.py",
-           "run_classifier_with_tfhub.py")
+           "run_classifier_with_tfhub.py", "sweep.py")
 WORDS = "the a cat dog sat ran on under mat tree and then".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -393,6 +393,8 @@ def bad_inputs(model, tmp_path):
                                               bert_hub_module_handle=missing_hub),
                                          [f"--bert_hub_module_handle={missing_hub}: no "
                                           "saved_model.pb there"]),
+        "sweep.py": (dict(script="run_nothing.py", output_dir=tmp_path / "sweep"),
+                     ["--script='run_nothing.py': the sweep runs one of run_classifier.py"]),
     }
 
 

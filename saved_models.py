@@ -92,8 +92,17 @@ def check_export_dir(export_dir):
 
 def save(root, export_dir, signatures):
     """tf.saved_model.save(root) to `export_dir`, which appears whole or not at all."""
-    with file_io.atomic_directory(export_dir) as directory:
-        tf.saved_model.save(root, directory, signatures=signatures)
+    # TensorFlow logs a screenful of INFO lines while saving (renamed captured inputs of the
+    # signatures' loops, sharding callbacks, asset paths under the temporary name): kept out.
+    verbosity, tf_level = logging.get_verbosity(), tf.get_logger().level
+    logging.set_verbosity(min(verbosity, logging.WARNING))  # absl's levels: WARNING < INFO
+    tf.get_logger().setLevel(max(tf_level, 30))  # Python's logging.WARNING
+    try:
+        with file_io.atomic_directory(export_dir) as directory:
+            tf.saved_model.save(root, directory, signatures=signatures)
+    finally:
+        logging.set_verbosity(verbosity)
+        tf.get_logger().setLevel(tf_level)
     logging.info("Wrote the SavedModel %s (signatures: %s)", export_dir, ", ".join(signatures))
     return export_dir
 

@@ -103,6 +103,10 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
             in first)
     assert ner["ner_from_minilm"] > ner["ner_from_scratch"] + 0.1
     assert (out / "ner_from_minilm" / "test_predictions.txt").exists()
+    # The exported classifier, loaded as a server would load it, on the raw test sentences: the
+    # probabilities of run_classifier.py's test_results.tsv (the check is in the demo's list).
+    assert (out / "classifier_saved_model" / "saved_model.pb").exists()
+    assert "  yes  exported classifier on raw text gives run_classifier.py's test" in first
     check_pretraining(out, 300)
 
     # Run again with more steps, up to the pretraining checks: the data steps are skipped,
@@ -111,7 +115,7 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert status in (0, 1), second[-6000:]
     assert second.count("(done before") == 3  # vocab, two record files
     assert "Resuming from" in second and "model.ckpt-300" in second
-    assert "[6-10] not run (--stop_after=5)" in second and "[6a]" not in second
+    assert "[6-11] not run (--stop_after=5)" in second and "[6a]" not in second
     checks = second[second.index("Checks (exit status 0 when all hold):"):]
     assert "masked-LM accuracy" in checks and "classification" not in checks
     check_pretraining(out, 400)

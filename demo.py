@@ -567,9 +567,9 @@ def export_and_serve(path, vocab, config):
     """Step 11: export_saved_model.py turns step 6b's classifier into a SavedModel that takes raw
     text; loaded with tf.saved_model.load, it classifies the test sentences. Returns the check
     [(what, passed)]: its probabilities are run_classifier.py's (test_results.tsv) within 1e-5."""
-    try:
-        import tensorflow_text  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:  # the graph's WordPiece op is tensorflow-text's
+    try:  # registers the WordPiece op of the SavedModel's graph
+        importlib.import_module("tensorflow_text")
+    except ImportError:
         print("\n[11] not run: exporting a raw-text classifier needs tensorflow-text "
               "(pip install -r requirements-export.txt; python3 dev.py demo installs it)")
         return []

@@ -498,7 +498,7 @@ def test_generic_csv_quoting_and_line_numbers(tmp_path):
                              ("plain", "z", "greeting")]
     assert [e.line for e in train] == [2, 3, 5]
     (tmp_path / "dev.csv").write_text("text,other,label\na,b,greeting\nc,d,farewell\n")
-    with pytest.raises(DataError, match=rf"dev.csv:3: unknown label 'farewell'"):
+    with pytest.raises(DataError, match=r"dev.csv:3: unknown label 'farewell'"):
         task.dev_sets(str(tmp_path))
 
 

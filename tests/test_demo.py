@@ -95,13 +95,17 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
         assert (out / name / "null_odds.json").exists()
     assert "dev F1 (official SQuAD 2.0 metric): %.1f" % f1["squad_from_minilm"] in first
     check_distillation(out, first)
-    # Named entities from MiniLM and from random weights: the entity F1 of each, and MiniLM far
-    # ahead after one epoch (25 steps; dev F1 0.97 against 0.65 when run_ner.py was tested).
-    ner = {name: read_results(out / name / "eval_results.txt")["eval_f1"]
+    # Named entities from MiniLM and from random weights (run_ner.py's test of real weights: 400
+    # training sentences, one epoch of 25 steps, the same budget for both; dev people and towns
+    # partly unseen in training): the entity F1 of each, and MiniLM far ahead (dev F1 0.952 against
+    # 0.646 in the README's run, 0.985 against 0.643 in development runs of run_ner.py).
+    ner = {name: read_results(out / name / "eval_results.txt")
            for name in ("ner_from_minilm", "ner_from_scratch")}
+    assert ner["ner_from_minilm"]["global_step"] == ner["ner_from_scratch"]["global_step"] == 25
+    ner = {name: results["eval_f1"] for name, results in ner.items()}
     assert ("dev entity F1 (exact span and type, as conlleval): %.3f" % ner["ner_from_minilm"]
             in first)
-    assert ner["ner_from_minilm"] > ner["ner_from_scratch"] + 0.1
+    assert ner["ner_from_minilm"] > 0.9 and ner["ner_from_minilm"] > ner["ner_from_scratch"] + 0.2
     assert (out / "ner_from_minilm" / "test_predictions.txt").exists()
     # The exported classifier, loaded as a server would load it, on the raw test sentences: the
     # probabilities of run_classifier.py's test_results.tsv (the check is in the demo's list).

@@ -32,7 +32,10 @@ Each step runs the script a user would run, with the command line printed first:
  11. export_saved_model.py exports step 6's classifier (from the pretrained checkpoint) as a
      SavedModel that takes raw text (tokenized in the graph, with tensorflow-text), which the demo
      loads with tf.saved_model.load, as a server would, to classify the test sentences; its
-     probabilities must equal those run_classifier.py wrote in test_results.tsv.
+     probabilities must equal those run_classifier.py wrote in test_results.tsv;
+ 12. sweep.py runs the compact models' fine-tuning protocol on the demo's BERT-Tiny, cut to a
+     2 x 2 grid (batch sizes 16 and 32 x learning rates 3e-4 and 1e-4) of 4 epochs on step 9's
+     500 labelled sentences, keeps the best trial by dev accuracy and prints the table.
 
 The default run is sized to finish in under 15 minutes on two cores (see QUICK; 12 min 45 s
 measured, installing included); --full trains longer and on longer sequences (FULL, about 1.6
@@ -130,8 +133,8 @@ flags.DEFINE_float("fine_tune_epochs", None, "Epochs of each fine-tuning run on 
 flags.DEFINE_float("squad_epochs", None, "Epochs of each question-answering run (default: %g, "
                    "with --full %g)." % (QUICK.squad_epochs, FULL.squad_epochs))
 flags.DEFINE_integer("stop_after", None, "Run the steps up to this one (5: data and pretraining "
-                     "with its checks; 6 to 10: the fine-tuning steps too) and check what they "
-                     "did; default: all 11.", lower_bound=5, upper_bound=11)
+                     "with its checks; 6 to 11: the later steps too) and check what they "
+                     "did; default: all 12.", lower_bound=5, upper_bound=12)
 FLAGS = flags.FLAGS
 
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
@@ -179,10 +182,11 @@ def main(argv):
                    (8, lambda: question_answering(path, budget)),
                    (9, lambda: distil(path, vocab, config, budget)),
                    (10, lambda: tag_entities(path, budget)),
-                   (11, lambda: export_and_serve(path, vocab, config))]
+                   (11, lambda: export_and_serve(path, vocab, config)),
+                   (12, lambda: sweep(path, vocab, config, budget))]
     for number, run_step in later_steps:
         if FLAGS.stop_after is not None and number > FLAGS.stop_after:
-            print("\n[%d-11] not run (--stop_after=%d)" % (number, FLAGS.stop_after))
+            print("\n[%d-12] not run (--stop_after=%d)" % (number, FLAGS.stop_after))
             break
         checks += run_step()
     print_outputs(out)
@@ -596,6 +600,37 @@ def export_and_serve(path, vocab, config):
              "(max difference %.1e <= 1e-5)" % difference, difference <= 1e-5)]
 
 
+# -- step 12: the compact models' protocol ---------------------------------------------------------
+
+
+def sweep(path, vocab, config, budget):
+    """Step 12, sweep.py on the demo's BERT-Tiny: a 2 x 2 grid (batch sizes 16 and 32 x learning
+    rates 3e-4 and 1e-4, the largest of the paper's grid) of the paper's 4 epochs each on step
+    9's 500 labelled sentences, best by dev accuracy; prints the table. Returns no checks: the
+    grid's cells are what it shows."""
+    if any(importlib.util.find_spec(name) is None for name in ("optuna", "matplotlib")):
+        print("\n[12] not run: sweep.py needs optuna and matplotlib (pip install -r "
+              "requirements-sweep.txt; python3 dev.py demo installs them)")
+        return []
+    out = path("sweep")
+    table = os.path.join(out, "sweep_results.md")
+    data = labelled_subset(path("distillation", "data"), NUM_LABELLED)
+    done_before = os.path.exists(table)
+    step(12, "the compact models' protocol (sweep.py): BERT-Tiny fine-tuned on a 2 x 2 grid of "
+         "batch sizes and learning rates, 4 epochs on the %d labelled sentences, the best by "
+         "dev accuracy" % NUM_LABELLED, [table],
+         [sys.executable, os.path.join(ROOT, "sweep.py"), "--script=run_classifier.py",
+          "--batch_sizes=16,32", "--learning_rates=3e-4,1e-4", "--output_dir=" + out, "--",
+          "--task_name=sst-2", "--data_dir=" + data, "--vocab_file=" + vocab,
+          "--bert_config_file=" + config, "--init_checkpoint=" + path("pretraining"),
+          "--max_seq_length=%d" % budget.fine_tune_seq_length, "--num_train_epochs=4",
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=50", "--eval_batch_size=100"])
+    if done_before:  # else sweep.py has just printed it
+        with open(table, encoding="utf-8") as f:
+            print("\n" + f.read())
+    return []
+
+
 def _count_lines(path):
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
@@ -615,7 +650,8 @@ def print_outputs(out):
           "  distillation/ (teacher/ with soft_labels.jsonl, student/ with\n"
           "  distillation_results.txt, student_gold_labels/), ner_from_minilm/ and\n"
           "  ner_from_scratch/ (eval_results.txt, dev_predictions.txt, test_predictions.txt),\n"
-          "  classifier_saved_model/ (step 6b's classifier as a SavedModel on raw text)"
+          "  classifier_saved_model/ (step 6b's classifier as a SavedModel on raw text),\n"
+          "  sweep/ (sweep_results.tsv, .md, .png, one directory per trial, best/)"
           % out)
 
 

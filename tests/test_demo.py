@@ -111,6 +111,14 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     # probabilities of run_classifier.py's test_results.tsv (the check is in the demo's list).
     assert (out / "classifier_saved_model" / "saved_model.pb").exists()
     assert "  yes  exported classifier on raw text gives run_classifier.py's test" in first
+    # The sweep of step 12: four trials, one of them the best, whose checkpoint is in best/.
+    with open(out / "sweep" / "sweep_results.tsv", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert sorted((int(row[1]), float(row[2])) for row in rows) == [
+        (16, 1e-4), (16, 3e-4), (32, 1e-4), (32, 3e-4)], rows
+    assert [row[3] for row in rows].count("yes") == 1
+    assert (out / "sweep" / "best" / "checkpoint").exists()
+    assert (out / "sweep" / "sweep_results.png").exists() and "sweep: 4 trials" in first
     check_pretraining(out, 300)
 
     # Run again with more steps, up to the pretraining checks: the data steps are skipped,
@@ -119,7 +127,7 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert status in (0, 1), second[-6000:]
     assert second.count("(done before") == 3  # vocab, two record files
     assert "Resuming from" in second and "model.ckpt-300" in second
-    assert "[6-11] not run (--stop_after=5)" in second and "[6a]" not in second
+    assert "[6-12] not run (--stop_after=5)" in second and "[6a]" not in second
     checks = second[second.index("Checks (exit status 0 when all hold):"):]
     assert "masked-LM accuracy" in checks and "classification" not in checks
     check_pretraining(out, 400)

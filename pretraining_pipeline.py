@@ -28,15 +28,22 @@ Every seed comes from --random_seed and document keys, and every order that matt
 key, so the output files depend on the input, the seed and the block size, never on the runner,
 the number of workers or the bundles: byte for byte. No step holds more than a group (about
 --block_size_mb of text and its records) or a file piece at once, so a worker's memory does not
-grow with the input; the temporary pieces take as much space as the output again until the end.
+grow with the input (on the local runner too: see Runners); the temporary pieces take as much
+space as the output again until the end.
 
 Runners: `--runner=DirectRunner` runs Beam's FnApiRunner in this process (recent Beam releases
 would otherwise try the Prism runner, which downloads a binary on first use);
 `--direct_num_workers=N --direct_running_mode=multi_processing` (or multi_threading) gives it N
-workers. Any other name goes to Beam as it is: `--runner=PrismRunner` (Beam's current local
-default), `DataflowRunner`, `FlinkRunner`, `SparkRunner`, with their options. The project's modules
-the workers run are pickled with the pipeline (`_code_shipped`), so a cluster's workers need only
-apache-beam and numpy, not this repository.
+workers. The FnApiRunner holds a GroupByKey's result in this process; by default it would send
+each worker its whole share of it as one block (input size / workers, all at once). Here it is made
+with `use_state_iterables`: a worker gets each group as a reference and reads the group's values
+through Beam's State API when it iterates them, one group at a time (as Dataflow does with large
+groups), so its memory stays flat as the input grows
+(benchmarks/pretraining_pipeline_speed.py --memory). Any other name goes to Beam as it is:
+`--runner=PrismRunner` (Beam's current local default), `DataflowRunner`, `FlinkRunner`,
+`SparkRunner`, with their options. The project's modules the workers run are pickled with the
+pipeline (`_code_shipped`), so a cluster's workers need only apache-beam and numpy, not this
+repository.
 
 Counters (namespace "create_pretraining_data": bytes, documents, instances, tokens, masked,
 masked_as_mask, masked_kept, random_next) show a job's progress in the runner's UI; the driver
@@ -62,6 +69,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
                                                   StandardOptions)
+from apache_beam.runners.portability import fn_api_runner
 import numpy as np
 
 import errors
@@ -84,6 +92,14 @@ def pipeline_options(pipeline_args):
     if (standard.runner or "").lower() in _LOCAL_NAMES:
         standard.runner = "FnApiRunner"
     return options
+
+
+def runner_of(options):
+    """The runner for `options` (of pipeline_options): the FnApiRunner handing workers groups
+    by reference (see the module docstring), or None for a runner Beam makes from its name."""
+    if options.view_as(StandardOptions).runner != "FnApiRunner":
+        return None
+    return fn_api_runner.FnApiRunner(use_state_iterables=True)
 
 
 @contextlib.contextmanager
@@ -320,7 +336,7 @@ def run(input_patterns, output_paths, settings, block_size, pipeline_args):
     start = time.time()
     options = pipeline_options(pipeline_args)
     try:
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(runner=runner_of(options), options=options)
     except ValueError as error:  # a runner Beam does not know
         raise InputError("--runner=%s: %s" % (options.view_as(StandardOptions).runner,
                                               error)) from None

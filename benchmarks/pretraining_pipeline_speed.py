@@ -20,18 +20,19 @@ document is the same code as the one-machine path's.
 
 Memory: the Beam pipeline with worker processes, sampling every process's resident memory every
 0.1 s; prints the peak of the runner process (the driver, which on the local runner also holds
-the data of both shuffles: the documents grouped by group, the records grouped by output file)
-and the largest peak of a worker process (tokenizing, making and encoding records, writing).
-On a cluster the shuffles are the service's (Dataflow Shuffle), so what must not grow with the
-input is a worker's peak.
+the data of both shuffles: the documents grouped by group, the pieces' names grouped by output
+file) and the largest peak of a worker process (reading, tokenizing, making and encoding records,
+writing). On a cluster the shuffles are the service's (Dataflow Shuffle), so what must not grow
+with the input is a worker's peak. It stays flat because the pipeline's local runner hands a
+worker each group by reference, read through Beam's State API one group at a time
+(pretraining_pipeline.runner_of); Beam's default FnApiRunner would send each worker its whole
+share of the shuffle at once (input size / workers).
 """
 import os
 import subprocess
-import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _HERE)
+import _setup  # noqa: F401,E402  (first: environment and sys.path)
 
 import pretraining_data_speed  # noqa: E402
 from pretraining_data_speed import (  # noqa: E402

@@ -1,4 +1,4 @@
-"""The demo: the pretraining pipeline on the bundled corpus, about 13 minutes on two CPU cores.
+"""The demo: the pretraining pipeline on the bundled corpus, about 14 minutes on two CPU cores.
 
 Each step runs the script a user would run, with the command line printed first:
   1. splits data/demo_corpus.txt (text this project writes itself) into training documents and
@@ -38,9 +38,9 @@ Each step runs the script a user would run, with the command line printed first:
      2 x 2 grid (batch sizes 16 and 32 x learning rates 3e-4 and 1e-4) of 4 epochs on step 9's
      500 labelled sentences, keeps the best trial by dev accuracy and prints the table.
 
-The default run is sized to finish in under 15 minutes on two cores (see QUICK; 12 min 45 s
-measured, installing included); --full trains longer and on longer sequences (FULL, about 1.6
-times the computation), as the demo did before.
+The default run is sized to finish in under 15 minutes on two cores (see QUICK; 14 min 10 s
+measured from a fresh clone, installing included); --full trains longer and on longer sequences
+(FULL, about 1.6 times the computation), as the demo did before.
 Each writes to its own directory. Steps whose outputs exist are skipped, and pretraining and
 fine-tuning resume from their last checkpoints: after an interruption, run the same command again.
 The demo ends with its checks; exit status 0 when all hold: masked-LM accuracy and next-sentence

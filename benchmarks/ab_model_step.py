@@ -44,8 +44,7 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _setup import REPO  # noqa: E402  (first: environment and sys.path)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -49,18 +49,10 @@ memory (MALLOC_MMAP_MAX_=0, a large MALLOC_TRIM_THRESHOLD_), which helps torch m
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-for _path in (REPO, HERE, os.path.join(REPO, "tests")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+import _setup  # noqa: F401,E402  (first: environment and sys.path)
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402

@@ -42,9 +42,7 @@ import tempfile
 import time
 import traceback
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import _setup  # noqa: F401,E402  (first: environment and sys.path)
 
 from absl import app, flags, logging  # noqa: E402
 from _machine import busy_cpu_seconds, busy_note, other_cpu_share, print_cpu  # noqa: E402

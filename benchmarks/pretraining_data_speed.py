@@ -26,9 +26,8 @@ import sys
 import tempfile
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-sys.path[:0] = [_ROOT, _HERE, os.path.join(_ROOT, "data"), os.path.join(_ROOT, "tests")]
+from _setup import HERE as _HERE, REPO as _ROOT  # noqa: E402  (first: environment, sys.path)
+sys.path.insert(0, os.path.join(_ROOT, "data"))
 
 import make_demo_corpus  # noqa: E402
 import tokenization_speed  # noqa: E402

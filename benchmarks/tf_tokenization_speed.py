@@ -13,17 +13,9 @@ second of ``Preprocessor.__call__`` (tokenize and pack to length 128: the count 
 filled during the pass) and on its second pass (the memo full). Each side is checked to give the
 same pieces. CPU seconds are printed too: TensorFlow may use both cores for one batch.
 """
-import os
-import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-for _path in (_ROOT, _HERE, os.path.join(_ROOT, "tests")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _setup  # noqa: F401,E402  (first: environment and sys.path)
 
 BATCH = 256
 

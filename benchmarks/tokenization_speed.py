@@ -26,16 +26,11 @@ import inspect
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-for _path in (_ROOT, _HERE, os.path.join(_ROOT, "tests")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+from _setup import REPO as _ROOT  # noqa: E402  (first: environment and sys.path)
 
 from _machine import print_cpu  # noqa: E402
 

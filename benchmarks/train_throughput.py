@@ -57,15 +57,10 @@ noise. `--malloc=default` measures both with glibc's defaults.
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import _setup  # noqa: F401,E402  (first: environment and sys.path)
 
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402

@@ -66,9 +66,10 @@ HANG_GUARD_SECONDS = 600
 # --collective_timeout_seconds of the workers: far above what the chief alone does between two
 # steps here (a checkpoint of a tiny model, an evaluation), even beside another CPU-heavy job.
 COLLECTIVE_TIMEOUT = 60
-# The survivor of a kill stops within this: the collective timeout bounds its wait in the next
-# all-reduce; measured: 4 s (the coordination service sees the dead worker's heartbeats stop, or
-# its connection refused, well before the timeout).
+# A hang guard, not a speed claim: the survivor of a kill stops within this (issue 17: "within a
+# time you choose and state"), because the collective timeout bounds its wait in the next
+# all-reduce. Measured: under a second in one run, 4 s in another (its connection to the dead
+# worker is reset, or the coordination service sees its heartbeats stop, long before the timeout).
 KILL_NOTICE_SECONDS = 2 * COLLECTIVE_TIMEOUT
 FIXED_DROPOUT_KEY = 20261201
 TOLERANCE = 1e-5
@@ -306,11 +307,12 @@ def pretraining_job(pretraining):
 
 def test_a_killed_worker_stops_the_other_with_a_clear_error(pretraining_job):
     """Worker 0 stops with one ERROR line naming the checkpoint to resume from within
-    KILL_NOTICE_SECONDS (measured: well under a second, the dead worker's connection is reset)."""
+    KILL_NOTICE_SECONDS (measured: 4 s at most)."""
     job = pretraining_job
     assert job.both_training, [job.first.log(i)[-3000:] for i in range(2)]
     assert job.first.procs[0].returncode == 1, job.first.log(0)[-4000:]
-    assert job.notice_seconds < KILL_NOTICE_SECONDS
+    assert job.notice_seconds < KILL_NOTICE_SECONDS, (
+        "hang: the survivor took %.0f s to notice the kill" % job.notice_seconds)
     line = error_line("", job.first.log(0))
     assert "another worker of the job stopped" in line and job.latest in line, line
     assert "Run the same command again on every worker" in line

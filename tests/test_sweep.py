@@ -102,7 +102,8 @@ def wait_until(condition, process, what):
     while not condition():
         assert process.poll() is None, (f"the sweep ended (status {process.returncode}) while "
                                          f"waiting for {what}")
-        assert time.time() < deadline, f"waited {HANG_GUARD} s for {what}"
+        if time.time() > deadline:
+            pytest.fail(f"hang: waited {HANG_GUARD} s for {what}")
         time.sleep(0.05)
 
 

@@ -310,6 +310,10 @@ def define_runner_flags(save_checkpoints_steps=1000):
                 "gradients.")
     DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"],
                 "adamw (the original BERT optimizer) or lamb (large-batch pretraining).")
+    DEFINE_integer("seed", None,
+                   "Seed of the random numbers (new weights, dropout, the order of the training "
+                   "examples): the same command with the same seed repeats a run on the same "
+                   "machine. Unset, every run draws its own, as the original did.")
 
 
 def define_train_flags(train_batch_size=32, eval_batch_size=8, learning_rate=5e-5):
@@ -523,6 +527,20 @@ def strategy_from_flags(f):
     if uses_multi_worker(f):
         _MULTI_WORKER_STRATEGY.append(strategy)
     return strategy
+
+
+def seed_from_flags(f):
+    """Seeds Python's, NumPy's and TensorFlow's random numbers with --seed, if given. Called
+    before the model is built: TensorFlow derives every random op's seed from it (weights,
+    dropout keys, tf.data shuffles), in the order the ops are made."""
+    if f.seed is None:
+        return
+    import random  # pylint: disable=import-outside-toplevel
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    random.seed(f.seed)
+    np.random.seed(f.seed % 2**32)
+    tf.random.set_seed(f.seed)
 
 
 def cache_wait_from_flags(f, is_chief):

@@ -41,8 +41,11 @@ Each step runs the script a user would run, with the command line printed first:
 The default run is sized to finish in under 15 minutes on two cores (see QUICK; 14 min 10 s
 measured from a fresh clone, installing included); --full trains longer and on longer sequences
 (FULL, about 1.6 times the computation), as the demo did before.
-Each writes to its own directory. Steps whose outputs exist are skipped, and pretraining and
-fine-tuning resume from their last checkpoints: after an interruption, run the same command again.
+Every training run gets --seed (the demo's --seed, 12345 by default), so a second run into a new
+output directory on the same machine prints the same figures. Each step writes to its own
+directory. Steps whose outputs exist are skipped, and pretraining and fine-tuning resume from their
+last checkpoints: after an interruption, run the same command again (a resumed run is seeded
+again, so its figures may differ from an uninterrupted run's).
 The demo ends with its checks; exit status 0 when all hold: masked-LM accuracy and next-sentence
 loss beat their baselines, fine-tuning from pretrained weights beats fine-tuning from random weights
 (classification, question answering and named entities), the distilled student beats the one
@@ -136,7 +139,11 @@ flags.DEFINE_float("squad_epochs", None, "Epochs of each question-answering run 
 flags.DEFINE_integer("stop_after", None, "Run the steps up to this one (5: data and pretraining "
                      "with its checks; 6 to 11: the later steps too) and check what they "
                      "did; default: all 12.", lower_bound=5, upper_bound=12)
+flags.DEFINE_integer("seed", 12345, "--seed of every training run (new weights, dropout, "
+                     "example order): the same machine repeats the demo's figures.")
 FLAGS = flags.FLAGS
+# The scripts that take --seed (common_flags.define_runner_flags).
+SEEDED = ("run_pretraining.py", "run_classifier.py", "run_squad.py", "run_ner.py")
 
 DEMO_TASK = os.path.join(ROOT, "data", "demo_classification")
 DEMO_SQUAD = os.path.join(ROOT, "data", "demo_squad")
@@ -222,6 +229,8 @@ def step(number, what, outputs, command, processes=1):
 
 
 def script(name, **flag_values):
+    if name in SEEDED:
+        flag_values.setdefault("seed", FLAGS.seed)
     return [sys.executable, os.path.join(ROOT, name)] + [
         "--%s=%s" % (k, v) for k, v in flag_values.items()]
 
@@ -647,7 +656,8 @@ def sweep(path, vocab, config, budget):
           "--task_name=sst-2", "--data_dir=" + data, "--vocab_file=" + vocab,
           "--bert_config_file=" + config, "--init_checkpoint=" + path("pretraining"),
           "--max_seq_length=%d" % budget.fine_tune_seq_length, "--num_train_epochs=4",
-          "--save_checkpoints_steps=1000", "--iterations_per_loop=50", "--eval_batch_size=100"],
+          "--save_checkpoints_steps=1000", "--iterations_per_loop=50", "--eval_batch_size=100",
+          "--seed=%d" % FLAGS.seed],
          processes=2)
     if done_before:  # else sweep.py has just printed it
         with open(table, encoding="utf-8") as f:

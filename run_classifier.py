@@ -135,6 +135,7 @@ def main(argv):
         vocab_file=f.vocab_file, bert_config_file=f.bert_config_file, output_dir=f.output_dir,
         data_dir=f.data_dir))
     strategy = common_flags.strategy_from_flags(f)
+    common_flags.seed_from_flags(f)
     # The other workers of a multi-worker job write nothing.
     bert_config = common_flags.start_fine_tuning(f, training.is_chief(strategy))
     compute_dtype = common_flags.compute_dtype_from_flags(f)

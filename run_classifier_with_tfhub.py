@@ -86,6 +86,7 @@ def main(argv):
         raise InputError("--gradient_checkpointing: a TF Hub module's layers are one saved graph, "
                          "which cannot recompute them layer by layer")
     strategy = common_flags.strategy_from_flags(f)
+    common_flags.seed_from_flags(f)
     with strategy.scope():
         encoder = hub_encoders.load_encoder(f.bert_hub_module_handle)
     hidden_size = hub_encoders.probe(encoder, f.bert_hub_module_handle, f.max_seq_length)

@@ -356,6 +356,7 @@ def main(argv):
                             output_dir=f.output_dir, data_dir=f.data_dir),
                 f.max_seq_length, f.doc_stride)
     strategy = common_flags.strategy_from_flags(f)
+    common_flags.seed_from_flags(f)
     chief = training.is_chief(strategy)  # the other workers of a multi-worker job write nothing
     bert_config = common_flags.start_fine_tuning(f, chief)
     run = prepare(f, modes, chief)

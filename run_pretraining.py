@@ -135,6 +135,7 @@ def main(argv):
                 f.max_eval_steps)
     config = common_flags.bert_config_from_flags(f)
     strategy = common_flags.strategy_from_flags(f)
+    common_flags.seed_from_flags(f)
     if training.is_chief(strategy):  # the other workers of a multi-worker job write nothing
         tf.io.gfile.makedirs(f.output_dir)
     input_files = find_input_files(f.input_file, f.max_seq_length, f.max_predictions_per_seq)

@@ -271,6 +271,7 @@ def main(argv):
                      output_dir=f.output_dir, train_file=f.train_file,
                      predict_file=f.predict_file), settings, answers)
     strategy = common_flags.strategy_from_flags(f)
+    common_flags.seed_from_flags(f)
     chief = training.is_chief(strategy)  # the other workers of a multi-worker job write nothing
     wait_seconds = common_flags.cache_wait_from_flags(f, chief)
     bert_config = common_flags.start_fine_tuning(f, chief)

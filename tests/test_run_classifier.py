@@ -405,6 +405,24 @@ def test_resume_continues_from_the_checkpoint_and_reuses_the_caches(env, tmp_pat
     assert checkpoints.step_of(tf.train.latest_checkpoint(str(out))) == 4
 
 
+def test_a_seed_repeats_a_run(env, tmp_path_factory, tmp_path):
+    """--seed: the same seed twice ends in the same weights, another seed in others (the head's
+    new weights, dropout and the order of the examples all come from it)."""
+    _, trained = train_glue(env, "sst-2", tmp_path_factory)
+    final = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        out = tmp_path / name
+        run_main(**base_flags(env, trained.parent / "data", out, task_name="sst-2",
+                              do_train="true", num_train_epochs=2.0, seed=seed))
+        final[name] = checkpoints.read(tf.train.latest_checkpoint(str(out)))
+    assert final["a"].keys() == final["c"].keys()
+    for name, value in final["a"].items():
+        np.testing.assert_array_equal(final["b"][name], value, err_msg=name)
+    differ = [name for name, value in final["a"].items()
+              if not np.array_equal(final["c"][name], value)]
+    assert "output_weights" in differ and "bert/pooler/dense/kernel" in differ, differ
+
+
 def eval_events(directory):
     """{step: {tag: value}} from the TensorBoard event files in `directory`."""
     values = {}

@@ -39,8 +39,8 @@ Each step runs the script a user would run, with the command line printed first:
      500 labelled sentences, keeps the best trial by dev accuracy and prints the table.
 
 The default run is sized to finish in about 15 minutes on two cores (see QUICK; 14 min 10 s to
-15 min 30 s measured from a fresh clone, installing included); --full trains longer and on longer sequences
-(FULL, about 1.6 times the computation), as the demo did before.
+15 min 30 s measured from a fresh clone, installing included); --full trains longer and on longer
+sequences (FULL, about 1.6 times the computation), as the demo did before.
 Every training run gets --seed (the demo's --seed, 12345 by default), so a second run into a new
 output directory on the same machine prints the same figures. Each step writes to its own
 directory. Steps whose outputs exist are skipped, and pretraining and fine-tuning resume from their

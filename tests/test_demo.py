@@ -119,6 +119,11 @@ def test_demo_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert [row[3] for row in rows].count("yes") == 1
     assert (out / "sweep" / "best" / "checkpoint").exists()
     assert (out / "sweep" / "sweep_results.png").exists() and "sweep: 4 trials" in first
+    # Every training run, the sweep's trials included, got the demo's --seed.
+    training = [line for line in first.splitlines() if line.startswith("    $ ") and any(
+        name in line for name in ("run_pretraining.py", "run_classifier.py", "run_squad.py",
+                                  "run_ner.py"))]
+    assert len(training) >= 12 and all("--seed=12345" in line for line in training), training
     check_pretraining(out, 300)
 
     # Run again with more steps, up to the pretraining checks: the data steps are skipped,
